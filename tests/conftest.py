@@ -1,0 +1,44 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.abspath(os.path.join(REPO_ROOT, "..", "shared", "data"))
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The shared real corpora beside the checkout (never downloaded in tests)."""
+    if not os.path.isdir(SHARED_DATA):
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _no_download(request, monkeypatch):
+    """Tests read local copies: a download fails loudly, except in tests
+    marked `local_download` (which serve a file:// URL)."""
+    import ulmfit_tf.data.datasets as datasets
+
+    def refuse(url, md5, cache_dir):
+        raise AssertionError(f"a test tried to download {url}")
+
+    if request.node.get_closest_marker("local_download") is None:
+        monkeypatch.setattr(datasets, "_download", refuse)
+    monkeypatch.delenv("ULMFIT_TF_DATA", raising=False)
+
+
+@pytest.fixture(scope="session")
+def trec(data_dir):
+    from ulmfit_tf.data import load_trec
+
+    return load_trec("train", source=data_dir), load_trec("test", source=data_dir)
+
+
+@pytest.fixture(scope="session")
+def imdb_train(data_dir):
+    from ulmfit_tf.data import load_imdb
+
+    return load_imdb("train", source=data_dir)

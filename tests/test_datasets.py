@@ -1,0 +1,127 @@
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+import ulmfit_tf.data.datasets as datasets
+from ulmfit_tf.data import load_corpus, load_csv, load_folder, load_imdb, load_trec
+
+
+def test_trec(trec):
+    train, test = trec
+    assert (len(train), len(test)) == (5452, 500)
+    assert train.classes == ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
+    assert train.texts[0] == "How did serfdom develop in and then leave Russia ?"
+    assert train.classes[train.labels[0]] == "DESC"
+    assert set(np.unique(test.labels)) == set(range(6))
+
+
+def test_trec_from_env_mirror(data_dir, monkeypatch):
+    monkeypatch.setenv("ULMFIT_TF_DATA", data_dir)
+    assert len(load_trec("test")) == 500
+
+
+def test_imdb_train(imdb_train):
+    assert len(imdb_train) == 25000
+    assert np.bincount(imdb_train.labels).tolist() == [12500, 12500]
+    neg, pos = imdb_train.ratings[imdb_train.labels == 0], imdb_train.ratings[imdb_train.labels == 1]
+    assert neg.max() <= 4 and pos.min() >= 7
+    assert "<br />" in "".join(imdb_train.texts[:200])
+
+
+def test_imdb_extracted_folder_equals_archive(tmp_path, imdb_train):
+    root = tmp_path / "aclImdb" / "train"
+    for label, name in ((0, "neg"), (1, "pos")):
+        (root / name).mkdir(parents=True)
+        idx = np.flatnonzero(imdb_train.labels == label)[:3]
+        for i in idx:
+            (root / name / f"{i}_{imdb_train.ratings[i]}.txt").write_text(imdb_train.texts[i])
+    small = load_imdb("train", source=tmp_path)
+    assert len(small) == 6 and small.labels.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_bad_split_and_missing_source(tmp_path):
+    with pytest.raises(ValueError, match="`split` must be one of"):
+        load_imdb("dev", source=tmp_path)
+    with pytest.raises(FileNotFoundError, match="`source`=.*holds none of"):
+        load_trec("train", source=tmp_path)
+
+
+@pytest.mark.local_download
+def test_download_with_checksum_and_cache(tmp_path, monkeypatch):
+    """The real download path, against a local file:// URL (no network)."""
+    upstream = tmp_path / "upstream" / "TREC_10.label"
+    upstream.parent.mkdir()
+    upstream.write_bytes(b"NUM:date When was it ?\n")
+    md5 = hashlib.md5(upstream.read_bytes()).hexdigest()
+    monkeypatch.setitem(datasets.TREC_URLS, "test", (upstream.as_uri(), md5))
+    cache = tmp_path / "cache"
+    assert load_trec("test", cache_dir=str(cache)).texts == ["When was it ?"]
+    assert os.path.isfile(cache / "ulmfit_tf" / "TREC_10.label")
+    upstream.unlink()  # the cached copy is used from now on
+    assert len(load_trec("test", cache_dir=str(cache))) == 1
+
+    bad = tmp_path / "upstream" / "train_5500.label"
+    bad.write_bytes(b"NUM:date tampered ?\n")
+    monkeypatch.setitem(datasets.TREC_URLS, "train", (bad.as_uri(), md5))
+    with pytest.raises(ValueError, match="(?i)hash|checksum|corrupt"):
+        load_trec("train", cache_dir=str(cache))
+
+
+def test_malformed_trec(tmp_path):
+    (tmp_path / "TREC_10.label").write_text("not a trec line\n")
+    with pytest.raises(ValueError, match="Malformed TREC file.*line 1"):
+        load_trec("test", source=tmp_path)
+
+
+def test_folder_with_classes(tmp_path):
+    for cls, texts in {"b": ["x", "y"], "a": ["z"]}.items():
+        (tmp_path / cls).mkdir()
+        for i, t in enumerate(texts):
+            (tmp_path / cls / f"{i}.txt").write_text(t)
+    ds = load_folder(tmp_path)
+    assert ds.classes == ("a", "b") and ds.texts == ["z", "x", "y"]
+    assert ds.labels.tolist() == [0, 1, 1]
+
+
+def test_folder_unlabelled_and_errors(tmp_path):
+    (tmp_path / "1.txt").write_text("one")
+    (tmp_path / "2.txt").write_bytes(b"\xff bad")
+    with pytest.raises(ValueError, match="2.txt.*not valid utf-8"):
+        load_folder(tmp_path)
+    (tmp_path / "2.txt").write_text("two")
+    ds = load_folder(tmp_path)
+    assert ds.texts == ["one", "two"] and ds.labels is None
+    with pytest.raises(FileNotFoundError, match="`path` is not a directory"):
+        load_folder(tmp_path / "missing")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="holds no .txt files"):
+        load_folder(empty)
+
+
+def test_csv_and_tsv(tmp_path):
+    (tmp_path / "d.csv").write_text('text,label\n"hello, world",pos\nbad,neg\n')
+    ds = load_csv(tmp_path / "d.csv")
+    assert ds.texts == ["hello, world", "bad"] and ds.classes == ("neg", "pos")
+    assert ds.labels.tolist() == [1, 0]
+    (tmp_path / "d.tsv").write_text("sentence\ty\nhi there\t2\n")
+    ds = load_csv(tmp_path / "d.tsv", text_column="sentence", label_column="y",
+                  classes=["1", "2"])
+    assert ds.labels.tolist() == [1]
+
+
+def test_csv_errors(tmp_path):
+    (tmp_path / "d.csv").write_text("text,label\nhello,maybe\n")
+    with pytest.raises(ValueError, match="Row 2 of .*label 'maybe' is not in `classes`"):
+        load_csv(tmp_path / "d.csv", classes=["neg", "pos"])
+    with pytest.raises(ValueError, match="`text_column`='body' is not a column"):
+        load_csv(tmp_path / "d.csv", text_column="body")
+    with pytest.raises(FileNotFoundError, match="`path` is not a file"):
+        load_csv(tmp_path / "nope.csv")
+
+
+def test_general_corpus(data_dir):
+    docs = load_corpus(os.path.join(data_dir, "general-en", "inaugural"))
+    assert len(docs) > 10 and all(isinstance(d, str) and d for d in docs)

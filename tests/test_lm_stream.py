@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from ulmfit_tf.data import LMStream, TokenFile
+
+
+def make_docs(n_docs=40, seed=0):
+    rng = np.random.default_rng(seed)
+    # Every token unique, so any misplaced token shows.
+    lengths = rng.integers(1, 60, n_docs)
+    ids = np.arange(lengths.sum(), dtype=np.int32) + 10
+    return np.split(ids, np.cumsum(lengths)[:-1])
+
+
+def concat_windows(stream, epoch):
+    xs, ys = zip(*stream.batches(epoch))
+    return np.concatenate(xs, 1), np.concatenate(ys, 1)
+
+
+@pytest.mark.parametrize("backwards", [False, True])
+def test_windows_round_trip_to_streams(backwards):
+    docs = make_docs()
+    stream = LMStream(docs, batch_size=4, bptt=12, backwards=backwards, seed=3)
+    x, y = concat_windows(stream, epoch=0)
+    full = stream.streams(0)
+    np.testing.assert_array_equal(x, full[:, :-1])
+    np.testing.assert_array_equal(y, full[:, 1:])
+    # The streams are the shuffled documents end to end, cut in batch_size rows.
+    order = stream._order(0)
+    text = np.concatenate([docs[i] for i in order])
+    if backwards:
+        text = text[::-1]
+    n = stream.stream_length
+    for b in range(4):
+        np.testing.assert_array_equal(full[b], text[b * n: b * n + n + 1])
+
+
+def test_each_epoch_reshuffles_and_is_reproducible():
+    docs = make_docs()
+    stream = LMStream(docs, batch_size=4, bptt=12, seed=7)
+    assert not np.array_equal(stream.streams(0), stream.streams(1))
+    again = LMStream(docs, batch_size=4, bptt=12, seed=7)
+    np.testing.assert_array_equal(concat_windows(stream, 1)[0], concat_windows(again, 1)[0])
+    first = [x for x, _ in stream]  # iteration advances the epoch
+    second = [x for x, _ in stream]
+    assert stream.epoch == 2 and not all(
+        a.shape == b.shape and np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def test_no_shuffle_keeps_document_order():
+    docs = make_docs()
+    stream = LMStream(docs, batch_size=1, bptt=10, shuffle=False)
+    np.testing.assert_array_equal(stream.streams(5)[0], np.concatenate(docs)[:stream.stream_length + 1])
+
+
+def test_variable_bptt_distribution():
+    stream = LMStream([np.arange(200_000)], batch_size=2, bptt=70, seed=0)
+    lengths = np.array(stream.sequence_lengths(0))
+    body = lengths[:-1]
+    assert body.min() >= 5 and body.max() <= 90
+    assert abs(np.median(body) - 70) <= 2
+    share_half = np.mean(body < 50)
+    assert 0.02 < share_half < 0.09  # bptt/2 with probability 0.05
+    assert lengths.sum() == stream.stream_length
+
+
+def test_fixed_bptt():
+    stream = LMStream([np.arange(1001)], batch_size=2, bptt=70, variable_bptt=False)
+    assert stream.sequence_lengths(0) == [70] * 7 + [10]
+
+
+def test_token_file_round_trip(tmp_path):
+    docs = make_docs()
+    token_file = TokenFile.write(tmp_path / "corpus", iter(docs))
+    assert len(token_file) == len(docs) and token_file.num_tokens == sum(map(len, docs))
+    in_memory = LMStream(docs, batch_size=3, bptt=9, seed=1)
+    on_disk = LMStream(TokenFile(tmp_path / "corpus"), batch_size=3, bptt=9, seed=1)
+    np.testing.assert_array_equal(on_disk.streams(2), in_memory.streams(2))
+
+
+def test_dataset():
+    stream = LMStream(make_docs(), batch_size=4, bptt=12, seed=0)
+    batches = list(stream.as_dataset())
+    expected = list(stream.batches(0))
+    assert len(batches) == len(expected)
+    np.testing.assert_array_equal(batches[0][0].numpy(), expected[0][0])
+
+
+def test_errors(tmp_path):
+    with pytest.raises(ValueError, match="too few for 8 streams"):
+        LMStream([np.arange(10)], batch_size=8)
+    with pytest.raises(ValueError, match="`batch_size` must be an int >= 1. Received: 0"):
+        LMStream([np.arange(100)], batch_size=0)
+    with pytest.raises(ValueError, match="`docs` must hold 1-D integer arrays"):
+        LMStream([np.zeros(10, np.float32)], batch_size=1)
+    with pytest.raises(ValueError, match="too few"):
+        LMStream([], batch_size=1)
+    with pytest.raises(FileNotFoundError, match="Token file not found"):
+        TokenFile(tmp_path / "missing")

@@ -1,0 +1,34 @@
+"""Reading a corpus argument from the command line or the API into texts."""
+
+import os
+
+from ulmfit_tf.data import datasets
+
+SOURCES = ("trec", "imdb", "folder", "csv")
+
+
+def read_texts(spec, split="train", source=None, text_column="text", label_column="label"):
+    """Reads texts (and labels, when there are any) named by `spec`.
+
+    `spec` is ``trec``, ``imdb`` or ``imdb-unsup`` (read from `source`, the
+    ``ULMFIT_TF_DATA`` mirror or a download), or a path: a directory of
+    ``.txt`` files (with class sub-folders for labels, read recursively when
+    unlabelled), a ``.csv``/``.tsv`` file, or one ``.txt`` file.
+    """
+    if spec == "trec":
+        return datasets.load_trec(split, source=source)
+    if spec in ("imdb", "imdb-unsup"):
+        return datasets.load_imdb("unsup" if spec == "imdb-unsup" else split, source=source)
+    if not isinstance(spec, (str, os.PathLike)) or not os.path.exists(spec):
+        raise ValueError(
+            "A corpus must be 'trec', 'imdb', 'imdb-unsup' or an existing path "
+            f"(folder of .txt files, .csv/.tsv file, .txt file). Received: {spec!r}")
+    spec = os.fspath(spec)
+    if spec.endswith((".csv", ".tsv")):
+        return datasets.load_csv(spec, text_column=text_column, label_column=label_column)
+    if os.path.isdir(spec):
+        try:
+            return datasets.load_folder(spec)
+        except ValueError:
+            return datasets.TextDataset(datasets.load_corpus(spec))
+    return datasets.TextDataset(datasets.load_corpus(spec))

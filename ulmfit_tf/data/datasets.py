@@ -1,0 +1,273 @@
+"""Readers for IMDb, TREC-6, folders of .txt files and CSV/TSV files.
+
+IMDb and TREC come from their canonical URLs, checked and cached the way
+`keras.utils.get_file` does it. A local copy wins over the download: pass
+``source=`` (a file or a directory holding the upstream files) or set the
+environment variable ``ULMFIT_TF_DATA`` to a mirror directory.
+"""
+
+import csv
+import dataclasses
+import os
+import re
+import tarfile
+
+import numpy as np
+
+MIRROR_ENV = "ULMFIT_TF_DATA"
+
+# md5 of the upstream files (keras.utils.get_file checks md5 or sha256).
+IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
+TREC_URLS = {
+    "train": ("https://cogcomp.seas.upenn.edu/Data/QA/QC/train_5500.label",
+              "073462e3fcefaae31e00edb1f18d2d02"),
+    "test": ("https://cogcomp.seas.upenn.edu/Data/QA/QC/TREC_10.label",
+             "323a3554401d86e650717e2d2f942589"),
+}
+TREC_CLASSES = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
+IMDB_CLASSES = ("neg", "pos")
+
+
+@dataclasses.dataclass
+class TextDataset:
+    """Texts with integer labels (None for unlabelled text).
+
+    Attributes:
+        texts: list of str.
+        labels: int array (index into `classes`), or None.
+        classes: class names, index = label.
+        ratings: IMDb star ratings (1-10, 0 for unsup), else None.
+    """
+
+    texts: list
+    labels: np.ndarray = None
+    classes: tuple = ()
+    ratings: np.ndarray = None
+
+    def __len__(self):
+        return len(self.texts)
+
+    def subset(self, indices):
+        indices = np.asarray(indices)
+        pick = lambda a: None if a is None else np.asarray(a)[indices]
+        return TextDataset([self.texts[i] for i in indices], pick(self.labels),
+                           self.classes, pick(self.ratings))
+
+
+def _check_split(split, allowed):
+    if split not in allowed:
+        raise ValueError(f"`split` must be one of {allowed}. Received: {split!r}")
+
+
+def _mirror_file(source, candidates):
+    """Finds one of `candidates` (relative paths) in `source` or the mirror."""
+    roots = [source] if source is not None else []
+    if source is None and os.environ.get(MIRROR_ENV):
+        roots.append(os.environ[MIRROR_ENV])
+    for root in roots:
+        root = os.fspath(root)
+        if os.path.isfile(root) and os.path.basename(root) == os.path.basename(candidates[0]):
+            return root
+        for rel in candidates:
+            path = os.path.join(root, rel)
+            if os.path.exists(path):
+                return path
+    if source is not None:
+        raise FileNotFoundError(
+            f"`source`={os.fspath(source)!r} holds none of {list(candidates)}.")
+    return None
+
+
+def _download(url, md5, cache_dir):
+    import keras
+
+    if cache_dir is not None:
+        # get_file silently falls back to /tmp/.keras for a missing directory.
+        os.makedirs(cache_dir, exist_ok=True)
+    return keras.utils.get_file(
+        fname=os.path.basename(url), origin=url, file_hash=md5,
+        cache_dir=cache_dir, cache_subdir="ulmfit_tf")
+
+
+def load_trec(split="train", source=None, cache_dir=None):
+    """TREC-6 question classification (Li & Roth 2002), coarse labels.
+
+    Args:
+        split: "train" (5,452 questions) or "test" (500).
+        source: a directory holding ``train_5500.label``/``TREC_10.label``
+            (or ``trec/`` beneath it), or the file itself. Default: the
+            ``ULMFIT_TF_DATA`` mirror, else download.
+        cache_dir: where downloads are kept (default ``~/.keras``).
+    """
+    _check_split(split, ("train", "test"))
+    url, md5 = TREC_URLS[split]
+    name = os.path.basename(url)
+    path = _mirror_file(source, [name, os.path.join("trec", name)])
+    if path is None:
+        path = _download(url, md5, cache_dir)
+    texts, labels = [], []
+    # Upstream files are Latin-1, not UTF-8.
+    with open(path, encoding="latin-1") as f:
+        for line_no, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            match = re.match(r"^([A-Z]+):\S+ (.*)$", line)
+            if not match or match.group(1) not in TREC_CLASSES:
+                raise ValueError(f"Malformed TREC file {path!r}, line {line_no}: {line!r}")
+            labels.append(TREC_CLASSES.index(match.group(1)))
+            texts.append(match.group(2))
+    return TextDataset(texts, np.array(labels, np.int32), TREC_CLASSES)
+
+
+def load_imdb(split="train", source=None, cache_dir=None):
+    """IMDb Large Movie Review Dataset (Maas et al. 2011).
+
+    Args:
+        split: "train", "test" (25,000 labelled reviews each) or "unsup"
+            (50,000 unlabelled reviews).
+        source: ``aclImdb_v1.tar.gz``, a directory holding it (or ``imdb/``
+            with it), or an extracted ``aclImdb`` directory. Default: the
+            ``ULMFIT_TF_DATA`` mirror, else download.
+        cache_dir: where downloads are kept (default ``~/.keras``).
+
+    Reviews are ordered by (label, review id), so a dataset is the same
+    however the archive was packed.
+    """
+    _check_split(split, ("train", "test", "unsup"))
+    path = _mirror_file(source, ["aclImdb_v1.tar.gz", os.path.join("imdb", "aclImdb_v1.tar.gz"),
+                                 "aclImdb", os.path.join("imdb", "aclImdb")])
+    if path is None:
+        path = _download(IMDB_URL, IMDB_MD5, cache_dir)
+    if os.path.isdir(path) and os.path.basename(os.path.normpath(path)) != "aclImdb":
+        path = os.path.join(path, "aclImdb")
+    folder = "train/unsup" if split == "unsup" else split
+    pattern = re.compile(r"(?:^|/)aclImdb/" + folder + r"/(neg|pos|unsup)/(\d+)_(\d+)\.txt$")
+    records = []
+    for name, read in _walk_imdb(path):
+        match = pattern.search(name)
+        if match and (split == "unsup") == (match.group(1) == "unsup"):
+            label = 0 if split == "unsup" else IMDB_CLASSES.index(match.group(1))
+            records.append((label, int(match.group(2)), int(match.group(3)),
+                            read().decode("utf-8")))
+    if not records:
+        raise ValueError(f"No IMDb `{split}` reviews found in {path!r}.")
+    records.sort(key=lambda r: r[:2])
+    labels = None if split == "unsup" else np.array([r[0] for r in records], np.int32)
+    return TextDataset([r[3] for r in records], labels,
+                       () if split == "unsup" else IMDB_CLASSES,
+                       np.array([r[2] for r in records], np.int32))
+
+
+def _walk_imdb(path):
+    """Yields (member name, reader) for every file of the archive or folder."""
+    if os.path.isdir(path):
+        for root, _, files in os.walk(path):
+            for fname in files:
+                full = os.path.join(root, fname)
+                rel = "aclImdb/" + os.path.relpath(full, path).replace(os.sep, "/")
+
+                def read(full=full):
+                    with open(full, "rb") as f:
+                        return f.read()
+
+                yield rel, read
+        return
+    # Streaming through the archive once takes ~4 s; extracting its 100k
+    # small files takes longer and doubles the disk use.
+    with tarfile.open(path, "r:*") as archive:
+        for member in archive:
+            if member.isfile():
+                yield member.name, archive.extractfile(member).read
+
+
+def load_folder(path, encoding="utf-8"):
+    """A folder of ``.txt`` files, one document each.
+
+    With class sub-folders (``path/<class>/*.txt``) the sub-folder names are
+    the classes; otherwise the ``.txt`` files directly in `path` are read,
+    unlabelled. Files are read in sorted order.
+    """
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"`path` is not a directory: {path!r}")
+    subdirs = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d))
+                     and any(f.endswith(".txt") for f in os.listdir(os.path.join(path, d))))
+    top_files = sorted(f for f in os.listdir(path) if f.endswith(".txt"))
+    if subdirs and not top_files:
+        texts, labels = [], []
+        for label, sub in enumerate(subdirs):
+            for fname in sorted(os.listdir(os.path.join(path, sub))):
+                if fname.endswith(".txt"):
+                    texts.append(_read_text(os.path.join(path, sub, fname), encoding))
+                    labels.append(label)
+        return TextDataset(texts, np.array(labels, np.int32), tuple(subdirs))
+    if not top_files:
+        raise ValueError(f"`path`={path!r} holds no .txt files (nor class "
+                         "sub-folders of them).")
+    return TextDataset([_read_text(os.path.join(path, f), encoding) for f in top_files])
+
+
+def _read_text(path, encoding):
+    try:
+        with open(path, encoding=encoding) as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"File {path!r} is not valid {encoding} ({e.reason} at "
+                         f"byte {e.start}); pass `encoding=`.") from None
+
+
+def load_csv(path, text_column="text", label_column="label", classes=None,
+             delimiter=None, encoding="utf-8"):
+    """A CSV or TSV file with a text column and an optional label column.
+
+    Args:
+        path: the file. The delimiter is a tab for ``.tsv`` files, else a
+            comma, unless `delimiter` is given.
+        text_column, label_column: header names. `label_column=None` reads
+            unlabelled text.
+        classes: the label set, in id order. Default: the sorted distinct
+            labels of the file. A label outside a given set is an error.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"`path` is not a file: {path!r}")
+    if delimiter is None:
+        delimiter = "\t" if path.endswith(".tsv") else ","
+    with open(path, encoding=encoding, newline="") as f:
+        reader = csv.DictReader(f, delimiter=delimiter)
+        header = reader.fieldnames or []
+        for arg, col in (("text_column", text_column), ("label_column", label_column)):
+            if col is not None and col not in header:
+                raise ValueError(f"`{arg}`={col!r} is not a column of {path!r}. "
+                                 f"Columns: {header}")
+        rows = list(reader)
+    texts = [r[text_column] for r in rows]
+    for i, t in enumerate(texts):
+        if t is None:
+            raise ValueError(f"Row {i + 2} of {path!r} has no `{text_column}` value.")
+    if label_column is None:
+        return TextDataset(texts)
+    raw = [r[label_column] for r in rows]
+    classes = tuple(sorted(set(raw))) if classes is None else tuple(classes)
+    index = {c: i for i, c in enumerate(classes)}
+    for i, label in enumerate(raw):
+        if label not in index:
+            raise ValueError(f"Row {i + 2} of {path!r}: label {label!r} is not in "
+                             f"`classes` {list(classes)}.")
+    return TextDataset(texts, np.array([index[l] for l in raw], np.int32), classes)
+
+
+def load_corpus(path, encoding="utf-8"):
+    """All ``.txt`` files under `path` (recursively, sorted), one document each."""
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return [_read_text(path, encoding)]
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"`path` does not exist: {path!r}")
+    files = sorted(os.path.join(root, f) for root, _, names in os.walk(path)
+                   for f in names if f.endswith(".txt"))
+    if not files:
+        raise ValueError(f"`path`={path!r} holds no .txt files.")
+    return [_read_text(f, encoding) for f in files]

@@ -1,0 +1,178 @@
+"""Language-model batches: contiguous streams with variable-length BPTT.
+
+Like fastai's `LMDataLoader`: each epoch the documents are shuffled and
+concatenated (each starts with ``xxbos``), the result is cut into
+`batch_size` contiguous streams, and consecutive batches hold consecutive
+windows of every stream, so a model can carry its hidden state from one batch
+to the next. Sequence lengths vary as in AWD-LSTM (Merity et al. 2017): the
+base is `bptt` with probability 0.95 else `bptt / 2`, then a normal draw with
+standard deviation 5, at least 5 and at most `bptt + 20`.
+
+Merity also scales each step's learning rate by ``seq_len / bptt``. We do not:
+with Adam (ULMFiT's optimizer) the step size does not depend on the scale of
+the loss, and fastai does not do it either.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from ulmfit_tf.utils import atomic_write
+
+MAX_SEQ_LEN_DELTA = 20
+MIN_SEQ_LEN = 5
+
+
+class TokenFile:
+    """Token ids of many documents in one flat int32 file, read by memory map.
+
+    A corpus larger than memory is written one chunk at a time with `write`
+    and streamed from disk by `LMStream`.
+
+    Args:
+        path: base path; the ids are ``<path>.ids`` and the document offsets
+            ``<path>.offsets.npy``.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        for suffix in (".ids", ".offsets.npy"):
+            if not os.path.isfile(self.path + suffix):
+                raise FileNotFoundError(f"Token file not found: {self.path + suffix!r}")
+        self.offsets = np.load(self.path + ".offsets.npy")
+        self.ids = np.memmap(self.path + ".ids", dtype=np.int32, mode="r")
+        if self.offsets[-1] != len(self.ids):
+            raise ValueError(f"Malformed token file {self.path!r}: offsets end at "
+                             f"{self.offsets[-1]}, ids hold {len(self.ids)}.")
+
+    @classmethod
+    def write(cls, path, docs):
+        """Writes an iterable of id arrays, one chunk at a time, atomically."""
+        path = os.fspath(path)
+        offsets = [0]
+        with atomic_write(path + ".ids", "wb") as f:
+            for doc in docs:
+                doc = np.asarray(doc, np.int32)
+                f.write(doc.tobytes())
+                offsets.append(offsets[-1] + len(doc))
+            with atomic_write(path + ".offsets.npy", "wb") as g:
+                np.save(g, np.array(offsets, np.int64))
+        return cls(path)
+
+    def __len__(self):
+        return len(self.offsets) - 1
+
+    @property
+    def num_tokens(self):
+        return int(self.offsets[-1])
+
+
+class LMStream:
+    """(x, y) windows of `batch_size` contiguous token streams.
+
+    Args:
+        docs: a list of id arrays (one per document) or a `TokenFile`.
+        batch_size: number of parallel streams.
+        bptt: base sequence length.
+        variable_bptt: draw sequence lengths as AWD-LSTM does; else always
+            `bptt` (the last window of an epoch may be shorter).
+        shuffle: shuffle the document order each epoch.
+        backwards: read the text right to left (for a backward LM).
+        seed: seeds the document order and the sequence lengths of each epoch
+            (epoch `e` uses ``seed + e``), so a resumed run sees the same data.
+    """
+
+    def __init__(self, docs, batch_size, bptt=70, variable_bptt=True, shuffle=True,
+                 backwards=False, seed=0):
+        for name, value, low in (("batch_size", batch_size, 1), ("bptt", bptt, 2)):
+            if not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"`{name}` must be an int >= {low}. Received: {value!r}")
+        if isinstance(docs, TokenFile):
+            self._ids, self._starts = docs.ids, docs.offsets[:-1]
+            self._lengths = np.diff(docs.offsets)
+        else:
+            docs = [np.asarray(d) for d in docs]
+            for i, d in enumerate(docs):
+                if d.ndim != 1 or not np.issubdtype(d.dtype, np.integer):
+                    raise ValueError(f"`docs` must hold 1-D integer arrays. Received "
+                                     f"item {i} with shape {d.shape}, dtype {d.dtype}")
+            self._lengths = np.array([len(d) for d in docs], np.int64)
+            self._ids = np.concatenate(docs).astype(np.int32) if docs else np.zeros(0, np.int32)
+            self._starts = np.concatenate([[0], np.cumsum(self._lengths)[:-1]]).astype(np.int64)
+        self.num_tokens = int(self._lengths.sum())
+        # Each stream needs one token more than its inputs, for the last target.
+        self.stream_length = (self.num_tokens - 1) // batch_size
+        if self.stream_length < 2:
+            raise ValueError(
+                f"`docs` hold {self.num_tokens} tokens: too few for {batch_size} "
+                f"streams (`batch_size`); need at least {2 * batch_size + 1}.")
+        self.batch_size = int(batch_size)
+        self.bptt = int(bptt)
+        self.variable_bptt = variable_bptt
+        self.shuffle = shuffle
+        self.backwards = backwards
+        self.seed = seed
+        self.epoch = 0
+
+    def sequence_lengths(self, epoch):
+        """The window lengths of `epoch` (they sum to the stream length)."""
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        lengths, total = [], 0
+        while total < self.stream_length:
+            if self.variable_bptt:
+                base = self.bptt if rng.random() < 0.95 else self.bptt / 2
+                n = int(rng.normal(base, 5))
+                n = min(max(MIN_SEQ_LEN, n), self.bptt + MAX_SEQ_LEN_DELTA)
+            else:
+                n = self.bptt
+            n = min(n, self.stream_length - total)
+            lengths.append(n)
+            total += n
+        return lengths
+
+    def streams(self, epoch):
+        """The [batch_size, stream_length + 1] token matrix of `epoch`.
+
+        Materialises the epoch; `batches` reads only what each window needs.
+        """
+        positions = self._stream_positions(epoch, 0, self.stream_length + 1)
+        return self._ids[positions]
+
+    def _order(self, epoch):
+        if not self.shuffle:
+            return np.arange(len(self._lengths))
+        return np.random.default_rng([self.seed, epoch, 0]).permutation(len(self._lengths))
+
+    def _stream_positions(self, epoch, start, length, order=None):
+        """Flat-file positions of stream tokens [start, start + length)."""
+        if order is None:
+            order = self._order(epoch)
+        cum = np.concatenate([[0], np.cumsum(self._lengths[order])])
+        p = (np.arange(self.batch_size)[:, None] * self.stream_length
+             + start + np.arange(length)[None, :])
+        if self.backwards:
+            p = self.num_tokens - 1 - p
+        doc = np.searchsorted(cum, p, side="right") - 1
+        return self._starts[order[doc]] + (p - cum[doc])
+
+    def batches(self, epoch=None):
+        """Yields (x, y) int32 arrays of shape [batch_size, seq_len]."""
+        if epoch is None:
+            epoch = self.epoch
+            self.epoch += 1
+        order = self._order(epoch)
+        start = 0
+        for n in self.sequence_lengths(epoch):
+            window = self._ids[self._stream_positions(epoch, start, n + 1, order)]
+            yield window[:, :-1], window[:, 1:]
+            start += n
+
+    def __iter__(self):
+        return self.batches()
+
+    def as_dataset(self):
+        """A `tf.data.Dataset`; each pass over it is the next epoch."""
+        spec = tf.TensorSpec([self.batch_size, None], tf.int32)
+        return tf.data.Dataset.from_generator(
+            self.batches, output_signature=(spec, spec)).prefetch(2)

@@ -1,0 +1,127 @@
+"""Token vocabulary: fastai's `make_vocab` rules, stored as a plain text file."""
+
+import collections
+import os
+
+import numpy as np
+
+from ulmfit_tf.text import rules
+from ulmfit_tf.utils import atomic_write
+
+
+class Vocab:
+    """Maps tokens to ids and back.
+
+    Ids 0-8 are the special tokens in fastai's order (``xxunk`` is 0, ``xxpad``
+    1, ``xxbos`` 2), then the corpus tokens from most to least frequent (ties
+    in alphabetical order, so a vocabulary does not depend on the order of the
+    corpus), then filler tokens ``xxfake<i>`` up to a multiple of 8 (tensor
+    cores want embedding sizes that are multiples of 8).
+
+    Args:
+        itos: the list of tokens, index = id. Must start with the special
+            tokens and hold no duplicates.
+    """
+
+    def __init__(self, itos):
+        itos = list(itos)
+        if tuple(itos[: len(rules.SPECIAL_TOKENS)]) != rules.SPECIAL_TOKENS:
+            raise ValueError(
+                "`itos` must start with the special tokens "
+                f"{list(rules.SPECIAL_TOKENS)}. Received: {itos[:9]}"
+            )
+        for i, token in enumerate(itos):
+            if not isinstance(token, str) or not token or token != token.strip():
+                raise ValueError(
+                    "`itos` must hold non-empty str tokens without "
+                    f"surrounding whitespace. Received at index {i}: {token!r}"
+                )
+        self.itos = itos
+        self.stoi = {t: i for i, t in enumerate(itos)}
+        if len(self.stoi) != len(itos):
+            dupes = [t for t, c in collections.Counter(itos).items() if c > 1]
+            raise ValueError(f"`itos` holds duplicate tokens: {dupes[:10]}")
+
+    @classmethod
+    def build(cls, token_lists, max_vocab=60000, min_freq=3):
+        """Builds a vocabulary from tokenized documents.
+
+        Args:
+            token_lists: iterable of token lists (from `tokenize_corpus`).
+            max_vocab: most tokens kept, special tokens included (as fastai),
+                before padding to a multiple of 8.
+            min_freq: least count for a token to be kept.
+        """
+        if not isinstance(max_vocab, int) or max_vocab <= len(rules.SPECIAL_TOKENS):
+            raise ValueError(
+                f"`max_vocab` must be an int > {len(rules.SPECIAL_TOKENS)}. "
+                f"Received: {max_vocab!r}"
+            )
+        if not isinstance(min_freq, int) or min_freq < 1:
+            raise ValueError(f"`min_freq` must be an int >= 1. Received: {min_freq!r}")
+        counts = collections.Counter()
+        n_docs = 0
+        for tokens in token_lists:
+            counts.update(tokens)
+            n_docs += 1
+        if n_docs == 0:
+            raise ValueError("`token_lists` is empty: cannot build a vocabulary "
+                             "from an empty corpus.")
+        for special in rules.SPECIAL_TOKENS:
+            counts.pop(special, None)
+        ranked = sorted(
+            (t for t, c in counts.items() if c >= min_freq),
+            key=lambda t: (-counts[t], t),
+        )
+        itos = list(rules.SPECIAL_TOKENS) + ranked
+        itos = itos[:max_vocab]
+        itos += [f"xxfake{i}" for i in range(-len(itos) % 8)]
+        return cls(itos)
+
+    def __len__(self):
+        return len(self.itos)
+
+    def __eq__(self, other):
+        return isinstance(other, Vocab) and self.itos == other.itos
+
+    def encode(self, tokens):
+        """Token list -> int32 array; unknown tokens get ``xxunk`` (0)."""
+        get = self.stoi.get
+        return np.fromiter((get(t, rules.UNK_ID) for t in tokens), np.int32,
+                           count=len(tokens))
+
+    def decode(self, ids):
+        """Ids -> tokens. Raises on ids outside the vocabulary."""
+        out = []
+        for i in np.asarray(ids).ravel().tolist():
+            if not 0 <= i < len(self.itos):
+                raise ValueError(
+                    f"`ids` must be in [0, {len(self.itos)}). Received: {i}")
+            out.append(self.itos[i])
+        return out
+
+    def save(self, path):
+        """Writes one token per line (UTF-8), atomically."""
+        with atomic_write(path, "w") as f:
+            f.write("\n".join(self.itos) + "\n")
+
+    @classmethod
+    def load(cls, path):
+        """Reads a file written by `save`, with clear errors for bad files."""
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Vocabulary file not found: `path`={path!r}")
+        try:
+            with open(path, encoding="utf-8", newline="") as f:
+                text = f.read()
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f"Malformed vocabulary file {path!r}: not UTF-8 text ({e})"
+            ) from None
+        itos = text.split("\n")
+        if itos and itos[-1] == "":
+            itos.pop()
+        try:
+            return cls(itos)
+        except ValueError as e:
+            raise ValueError(f"Malformed vocabulary file {path!r}: {e}") from None
