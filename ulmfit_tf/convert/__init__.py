@@ -1,0 +1,1 @@
+"""Converters from and to other ULMFiT implementations."""

@@ -1,0 +1,79 @@
+"""LSTM sequence kernels that take the recurrent weight as a tensor.
+
+Weight drop needs an LSTM whose hidden-to-hidden matrix is a (dropped) tensor
+computed each batch, not the layer's variable. On GPU, Keras' fused cuDNN
+call accepts one; on CPU we run our own loop, with a hand-written backward
+pass: the weight gradient of all time steps is one matmul after the loop
+instead of one small matmul per step, which makes it faster than autodiff
+through the loop (and than `keras.layers.LSTM` here; see docs/PERFORMANCE.md).
+
+Gate order is Keras' and PyTorch's: input, forget, cell, output.
+"""
+
+import importlib
+
+import keras
+import tensorflow as tf
+
+# The package re-exports a function named `rnn` over the module's name.
+keras_tf_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
+
+
+def lstm_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias):
+    """Runs an LSTM over [B, T, I] inputs; returns (outputs [B, T, H], h, c)."""
+    try:
+        _, outputs, (h, c) = keras_tf_rnn.lstm(
+            inputs, h0, c0, None, kernel, recurrent_kernel, bias,
+            keras.activations.tanh, keras.activations.sigmoid, return_sequences=True)
+        return outputs, h, c
+    except NotImplementedError:  # no GPU: Keras raises this to say "no cuDNN"
+        pass
+    projected = tf.einsum("bti,ig->tbg", inputs, kernel) + bias
+    outputs, c = _lstm_loop(projected, recurrent_kernel, h0, c0)
+    return tf.transpose(outputs, [1, 0, 2]), outputs[-1], c
+
+
+def _cell(z, c):
+    i, f, g, o = tf.split(z, 4, axis=-1)
+    i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+    c = f * c + i * g
+    tanh_c = tf.tanh(c)
+    return o * tanh_c, c, tf.concat([i, f, g, o], -1), tanh_c
+
+
+@tf.custom_gradient
+def _lstm_loop(projected, recurrent_kernel, h0, c0):
+    """Time-major loop: projected [T, B, 4H] -> (hs [T, B, H], final c)."""
+
+    def step(carry, z_in):
+        h, c = carry[0], carry[1]
+        return _cell(z_in + tf.matmul(h, recurrent_kernel), c)
+
+    # Shaped like the state (whose batch size may be unknown where the
+    # inputs' is known), so the loop's shapes stay the same every iteration.
+    zeros_gates = tf.zeros_like(tf.concat([h0] * 4, -1))
+    hs, cs, gates, tanh_cs = tf.scan(step, projected, initializer=(h0, c0, zeros_gates, c0))
+
+    def grad(d_hs, d_c_final):
+        h_prev = tf.concat([h0[tf.newaxis], hs[:-1]], 0)
+        c_prev = tf.concat([c0[tf.newaxis], cs[:-1]], 0)
+        recurrent_t = tf.transpose(recurrent_kernel)
+        d_c_final = tf.zeros_like(c0) if d_c_final is None else d_c_final
+
+        def back_step(carry, inputs):
+            d_h_next, d_c_next = carry[0], carry[1]
+            d_h_out, gate, tanh_c, c_before = inputs
+            i, f, g, o = tf.split(gate, 4, axis=-1)
+            d_h = d_h_out + d_h_next
+            d_c = d_c_next + d_h * o * (1 - tanh_c * tanh_c)
+            d_z = tf.concat([d_c * g * i * (1 - i), d_c * c_before * f * (1 - f),
+                             d_c * i * (1 - g * g), d_h * tanh_c * o * (1 - o)], -1)
+            return tf.matmul(d_z, recurrent_t), d_c * f, d_z
+
+        d_h0, d_c0, d_z = tf.scan(
+            back_step, (d_hs, gates, tanh_cs, c_prev),
+            initializer=(tf.zeros_like(h0), d_c_final, zeros_gates), reverse=True)
+        d_recurrent = tf.einsum("tbh,tbg->hg", h_prev, d_z)
+        return d_z, d_recurrent, d_h0[0], d_c0[0]
+
+    return (hs, cs[-1]), grad
