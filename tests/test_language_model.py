@@ -155,3 +155,4 @@ def test_detokenize():
     tokens = ["xxbos", "xxmaj", "hello", "xxup", "nasa", ",", "so", "g", "xxrep", "3", "o",
               "d", "xxwrep", "3", "no", "!"]
     assert detokenize(tokens) == "Hello NASA, so g ooo d no no no!"
+    assert detokenize(["xxmaj", "xxmaj", "word", "xxup"]) == "Word"

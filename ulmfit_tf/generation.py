@@ -89,8 +89,11 @@ def detokenize(tokens):
             words.append(word * count if token == rules.TK_REP else " ".join([word] * count))
             i += 3
             continue
-        if token in (rules.TK_MAJ, rules.TK_UP) and i + 1 < len(tokens):
-            nxt = tokens[i + 1]
+        if token in (rules.TK_MAJ, rules.TK_UP):
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+            if nxt is None or nxt in rules.SPECIAL_TOKENS:  # a marker without a word
+                i += 1
+                continue
             words.append(nxt.capitalize() if token == rules.TK_MAJ else nxt.upper())
             i += 2
             continue

@@ -6,7 +6,9 @@ concatenated (each starts with ``xxbos``), the result is cut into
 windows of every stream, so a model can carry its hidden state from one batch
 to the next. Sequence lengths vary as in AWD-LSTM (Merity et al. 2017): the
 base is `bptt` with probability 0.95 else `bptt / 2`, then a normal draw with
-standard deviation 5, at least 5 and at most `bptt + 20`.
+standard deviation 5, at least 5 and at most `bptt + 20`; each epoch's draws
+are then scaled by one common factor (close to 1) so that every epoch has the
+same number of batches, which Keras needs to know (progress bars, schedules).
 
 Merity also scales each step's learning rate by ``seq_len / bptt``. We do not:
 with Adam (ULMFiT's optimizer) the step size does not depend on the scale of
@@ -115,21 +117,37 @@ class LMStream:
         self.seed = seed
         self.epoch = 0
 
+    @property
+    def batches_per_epoch(self):
+        """The same every epoch, so Keras knows it (progress bars, schedules)."""
+        if not self.variable_bptt:
+            return -(-self.stream_length // self.bptt)
+        mean = 0.975 * self.bptt  # bptt with p=0.95, bptt/2 with p=0.05
+        return max(1, round(self.stream_length / mean))
+
     def sequence_lengths(self, epoch):
-        """The window lengths of `epoch` (they sum to the stream length)."""
+        """The window lengths of `epoch` (they sum to the stream length).
+
+        Variable lengths follow AWD-LSTM's draw; the epoch's draws are then
+        scaled by a common factor (close to 1) so that every epoch has the
+        same number of batches and covers the whole stream.
+        """
+        count = self.batches_per_epoch
+        if not self.variable_bptt:
+            return [self.bptt] * (count - 1) + [self.stream_length - self.bptt * (count - 1)]
         rng = np.random.default_rng([self.seed, epoch, 1])
-        lengths, total = [], 0
-        while total < self.stream_length:
-            if self.variable_bptt:
-                base = self.bptt if rng.random() < 0.95 else self.bptt / 2
-                n = int(rng.normal(base, 5))
-                n = min(max(MIN_SEQ_LEN, n), self.bptt + MAX_SEQ_LEN_DELTA)
-            else:
-                n = self.bptt
-            n = min(n, self.stream_length - total)
-            lengths.append(n)
-            total += n
-        return lengths
+        base = np.where(rng.random(count) < 0.95, self.bptt, self.bptt / 2)
+        raw = np.clip(rng.normal(base, 5).astype(int), MIN_SEQ_LEN,
+                      self.bptt + MAX_SEQ_LEN_DELTA).astype(float)
+        scaled = raw * self.stream_length / raw.sum()
+        lengths = np.maximum(np.floor(scaled).astype(int), 1)
+        # Hand out what rounding left over to the largest remainders.
+        short = self.stream_length - lengths.sum()
+        order = np.argsort(-(scaled - np.floor(scaled)), kind="stable")
+        lengths[order[:short]] += 1
+        while lengths.sum() > self.stream_length:  # only for tiny streams
+            lengths[lengths.argmax()] -= 1
+        return [int(n) for n in lengths]
 
     def streams(self, epoch):
         """The [batch_size, stream_length + 1] token matrix of `epoch`.
@@ -174,5 +192,6 @@ class LMStream:
     def as_dataset(self):
         """A `tf.data.Dataset`; each pass over it is the next epoch."""
         spec = tf.TensorSpec([self.batch_size, None], tf.int32)
-        return tf.data.Dataset.from_generator(
-            self.batches, output_signature=(spec, spec)).prefetch(2)
+        dataset = tf.data.Dataset.from_generator(self.batches, output_signature=(spec, spec))
+        return dataset.apply(tf.data.experimental.assert_cardinality(
+            self.batches_per_epoch)).prefetch(2)

@@ -1,0 +1,76 @@
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from ulmfit_tf.cli import main
+from ulmfit_tf.data import load_corpus
+from ulmfit_tf.text import Vocab, tokenize_corpus
+from ulmfit_tf.training.language_model import (LanguageModelConfig, split_documents,
+                                               train_language_model)
+
+
+@pytest.mark.slow
+def test_small_lm_learns_general_english(data_dir, tmp_path):
+    """200k tokens of news, 2 epochs: held-out perplexity far below a unigram model's."""
+    texts = load_corpus(os.path.join(data_dir, "general-en", "news-2017"))
+    tokens, total = [], 0
+    for doc in tokenize_corpus(texts):
+        tokens.append(doc)
+        total += len(doc)
+        if total >= 220_000:
+            break
+    train_tokens, valid_tokens = split_documents(tokens, 0.1, seed=0)
+    vocab = Vocab.build(train_tokens, min_freq=3)
+    train = [vocab.encode(t) for t in train_tokens]
+    valid = [vocab.encode(t) for t in valid_tokens]
+    assert sum(map(len, train)) >= 190_000 and sum(map(len, valid)) >= 10_000
+
+    # The unigram baseline, from training counts (add-one), on the same held-out ids.
+    counts = np.bincount(np.concatenate(train), minlength=len(vocab)) + 1.0
+    held_out = np.concatenate(valid)
+    unigram_perplexity = math.exp(-np.mean(np.log(counts[held_out] / counts.sum())))
+
+    config = LanguageModelConfig(embedding_dim=64, hidden_dim=128, num_layers=2, batch_size=32,
+                                 bptt=40, epochs=2, max_lr=1e-2, drop_mult=0.3)
+    model, summary = train_language_model(train, valid, vocab, config, str(tmp_path), verbose=0)
+    assert summary["val_perplexity"] < 0.75 * unigram_perplexity, (
+        summary["val_perplexity"], unigram_perplexity)
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "history.png", "metrics.json",
+                                            "model.keras", "vocab.txt"]
+    with open(tmp_path / "config.json") as f:
+        config_json = json.load(f)
+    assert config_json["hidden_dim"] == 128 and config_json["vocabulary_size"] == len(vocab)
+
+
+def test_cli_prepare_pretrain_generate(data_dir, tmp_path, capsys):
+    prepared, run = str(tmp_path / "data"), str(tmp_path / "lm")
+    assert main(["prepare", "trec", "--data", data_dir, "--out", prepared, "--min-freq", "2"]) == 0
+    assert sorted(os.listdir(prepared)) == ["config.json", "metrics.json", "tokens.ids",
+                                            "tokens.offsets.npy", "vocab.txt"]
+    assert main(["pretrain", prepared, "--out", run, "--epochs", "1", "--embedding-dim", "16",
+                 "--hidden-dim", "24", "--layers", "2", "--batch-size", "16", "--bptt", "20",
+                 "--max-tokens", "20000"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["val_perplexity"] > 1 and summary["train_tokens_per_second"] > 0
+    assert main(["generate", run, "What is the", "--max-new-tokens", "5", "--seed", "0",
+                 "--samples", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert all(line.startswith("What is the") for line in lines)
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert main(["prepare", "no-such-corpus", "--out", str(tmp_path / "x")]) == 2
+    assert "A corpus must be" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "x")
+    assert main(["generate", str(tmp_path), "hi"]) == 2
+    assert "No model.keras" in capsys.readouterr().err
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="`schedule` must be"):
+        LanguageModelConfig(schedule="cosine")
+    with pytest.raises(ValueError, match="`epochs` must be an int >= 1. Received: 0"):
+        LanguageModelConfig(epochs=0)

@@ -1,0 +1,62 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from ulmfit_tf.training import OneCycle, SlantedTriangular
+
+
+def paper_stlr(t, T, max_lr, cut_frac=0.1, ratio=32):
+    cut = math.floor(T * cut_frac)
+    p = t / cut if t < cut else 1 - (t - cut) / (cut * (1 / cut_frac - 1))
+    return max_lr * (1 + p * (ratio - 1)) / ratio
+
+
+@pytest.mark.parametrize("total, cut_frac, ratio", [(1000, 0.1, 32), (137, 0.2, 10), (50, 0.1, 32)])
+def test_stlr_matches_equation_3(total, cut_frac, ratio):
+    schedule = SlantedTriangular(0.01, total, cut_frac, ratio)
+    got = np.array([float(schedule(t)) for t in range(total + 1)])
+    want = np.array([paper_stlr(t, total, 0.01, cut_frac, ratio) for t in range(total + 1)])
+    np.testing.assert_allclose(got, np.maximum(want, 0.01 / ratio), rtol=1e-5)
+    cut = math.floor(total * cut_frac)
+    assert got.argmax() == cut and math.isclose(got[cut], 0.01, rel_tol=1e-6)
+    assert math.isclose(got[0], 0.01 / ratio, rel_tol=1e-6)
+    assert got[-1] == pytest.approx(0.01 / ratio, rel=0.05)
+    assert float(schedule(10 * total)) == pytest.approx(0.01 / ratio)
+
+
+def test_one_cycle_shape():
+    schedule = OneCycle(1e-2, 100, pct_start=0.25)
+    lrs = np.array([float(schedule(t)) for t in range(101)])
+    assert lrs[0] == pytest.approx(1e-2 / 25, rel=1e-5) and lrs.argmax() == 25
+    assert lrs[25] == pytest.approx(1e-2, rel=1e-5)
+    assert lrs[100] == pytest.approx(1e-7, rel=1e-3)
+    assert np.all(np.diff(lrs[:26]) > 0) and np.all(np.diff(lrs[25:]) < 0)
+
+
+@pytest.mark.parametrize("cls, kwargs", [(SlantedTriangular, dict(cut_frac=0.3, ratio=8)),
+                                         (OneCycle, dict(pct_start=0.3))])
+def test_schedule_serialisation(cls, kwargs, tmp_path):
+    schedule = cls(3e-3, 200, **kwargs)
+    clone = cls.from_config(schedule.get_config())
+    assert [float(clone(t)) for t in (0, 50, 199)] == [float(schedule(t)) for t in (0, 50, 199)]
+    restored = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(schedule))
+    assert float(restored(17)) == float(schedule(17))
+    optimizer = keras.optimizers.Adam(learning_rate=schedule)
+    restored_optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert restored_optimizer.get_config()["learning_rate"] == \
+        keras.optimizers.schedules.serialize(schedule)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(max_lr=0, total_steps=10), "`max_lr` must be > 0. Received: 0"),
+    (dict(max_lr=1e-3, total_steps=0), "`total_steps` must be an int >= 1. Received: 0"),
+    (dict(max_lr=1e-3, total_steps=10, cut_frac=1.0), r"`cut_frac` must be \(0, 1\)"),
+    (dict(max_lr=1e-3, total_steps=10, ratio=0.5), "`ratio` must be >= 1"),
+    (dict(max_lr=1e-3, total_steps=5, cut_frac=0.1), "warm-up of at least one step"),
+])
+def test_stlr_argument_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SlantedTriangular(**kwargs)

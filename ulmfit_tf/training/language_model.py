@@ -1,0 +1,171 @@
+"""ULMFiT stage 1: train an AWD-LSTM language model on a corpus."""
+
+import dataclasses
+import math
+import os
+import time
+
+import keras
+import keras_hub
+import numpy as np
+
+from ulmfit_tf.data import LMStream
+from ulmfit_tf.models import AWDLSTM, AWDLSTMLanguageModel
+from ulmfit_tf.text.rules import BOS_ID
+from ulmfit_tf.training.run_dir import (BatchLossRecorder, plot_history, save_model,
+                                        write_config, write_json)
+from ulmfit_tf.training.schedules import OneCycle, SlantedTriangular
+
+
+@dataclasses.dataclass
+class LanguageModelConfig:
+    """Everything that defines a language-model training run.
+
+    Defaults are fastai's AWD_LSTM and `language_model_learner` settings,
+    except the schedule's `max_lr`, which depends on the model size.
+    """
+
+    embedding_dim: int = 400
+    hidden_dim: int = 1152
+    num_layers: int = 3
+    drop_mult: float = 1.0
+    batch_size: int = 64
+    bptt: int = 70
+    epochs: int = 1
+    max_lr: float = 2e-3
+    schedule: str = "one_cycle"  # "one_cycle", "stlr" or "constant"
+    weight_decay: float = 0.01
+    beta_1: float = 0.8
+    beta_2: float = 0.99
+    clipnorm: float = None
+    valid_fraction: float = 0.05
+    backwards: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.schedule not in ("one_cycle", "stlr", "constant"):
+            raise ValueError("`schedule` must be 'one_cycle', 'stlr' or 'constant'. "
+                             f"Received: {self.schedule!r}")
+        if not 0.0 <= self.valid_fraction < 1.0:
+            raise ValueError(f"`valid_fraction` must be in [0, 1). Received: "
+                             f"{self.valid_fraction!r}")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"`epochs` must be an int >= 1. Received: {self.epochs!r}")
+
+
+def split_documents(docs, valid_fraction, seed):
+    """Seeded split of documents into (train, valid); valid may be empty."""
+    order = np.random.default_rng(seed).permutation(len(docs))
+    n_valid = int(round(len(docs) * valid_fraction))
+    if valid_fraction and n_valid == 0 and len(docs) > 1:
+        n_valid = 1
+    return [docs[i] for i in order[n_valid:]], [docs[i] for i in order[:n_valid]]
+
+
+def make_schedule(config, total_steps):
+    if config.schedule == "stlr":
+        return SlantedTriangular(config.max_lr, total_steps)
+    if config.schedule == "one_cycle":
+        return OneCycle(config.max_lr, total_steps)
+    return config.max_lr
+
+
+def compile_language_model(model, config, total_steps):
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=make_schedule(config, total_steps), weight_decay=config.weight_decay,
+        beta_1=config.beta_1, beta_2=config.beta_2, clipnorm=config.clipnorm)
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras_hub.metrics.Perplexity(from_logits=True, name="perplexity")],
+                  jit_compile=False)  # sequence lengths vary: XLA would recompile often
+    return model
+
+
+class _StreamEpoch(keras.callbacks.Callback):
+    """Keeps each stream on the epoch fit is at, so a resumed run reads the
+    same batches as an uninterrupted one."""
+
+    def __init__(self, train, valid):
+        super().__init__()
+        self.train, self.valid = train, valid
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.train.epoch = epoch
+        if self.valid is not None:
+            self.valid.epoch = 0
+
+
+class _Throughput(keras.callbacks.Callback):
+    def __init__(self, stream):
+        super().__init__()
+        self.stream, self.seconds, self.tokens = stream, 0.0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        self._epoch = epoch
+
+    def on_test_begin(self, logs=None):
+        self._pause = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        end = getattr(self, "_pause", None) or time.perf_counter()
+        self.seconds += end - self._start
+        self.tokens += self.stream.batch_size * sum(self.stream.sequence_lengths(self._epoch))
+        self._pause = None
+
+
+def train_language_model(train_docs, valid_docs, vocab, config, run_dir, encoder=None,
+                         verbose=1):
+    """Trains (or continues training) an AWD-LSTM language model.
+
+    Args:
+        train_docs, valid_docs: lists of id arrays (valid may be empty).
+        vocab: the `Vocab` of the ids.
+        config: a `LanguageModelConfig`.
+        run_dir: where the run writes ``config.json``, ``metrics.json``,
+            ``history.png``, ``vocab.txt`` and ``model.keras``; an interrupted
+            run resumes from ``run_dir/backup`` when started again.
+        encoder: an `AWDLSTM` to continue from (stage 2); default a new one.
+
+    Returns:
+        (model, metrics dict).
+    """
+    os.makedirs(run_dir, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    train = LMStream(train_docs, config.batch_size, config.bptt, backwards=config.backwards,
+                     seed=config.seed)
+    valid = None
+    if valid_docs and sum(map(len, valid_docs)) > 2 * config.batch_size + 1:
+        valid = LMStream(valid_docs, config.batch_size, config.bptt, variable_bptt=False,
+                         shuffle=False, backwards=config.backwards)
+    total_steps = sum(len(train.sequence_lengths(e)) for e in range(config.epochs))
+    if encoder is None:
+        encoder = AWDLSTM(len(vocab), embedding_dim=config.embedding_dim,
+                          hidden_dim=config.hidden_dim, num_layers=config.num_layers,
+                          drop_mult=config.drop_mult)
+    model = compile_language_model(AWDLSTMLanguageModel(encoder), config, total_steps)
+    model(np.full((1, 2), BOS_ID, np.int32))  # BackupAndRestore needs a built model
+    model.reset_states()
+    write_config(run_dir, config, vocabulary_size=len(vocab), total_steps=total_steps,
+                 train_tokens=train.num_tokens,
+                 valid_tokens=0 if valid is None else valid.num_tokens)
+    vocab.save(os.path.join(run_dir, "vocab.txt"))
+
+    throughput, batches = _Throughput(train), BatchLossRecorder()
+    callbacks = [_StreamEpoch(train, valid), throughput, batches,
+                 keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"))]
+    start = time.perf_counter()
+    history = model.fit(train.as_dataset(), epochs=config.epochs, verbose=verbose,
+                        validation_data=None if valid is None else valid.as_dataset(),
+                        callbacks=callbacks)
+    metrics = {k: [float(x) for x in v] for k, v in history.history.items()}
+    summary = {"history": metrics, "wall_seconds": round(time.perf_counter() - start, 1),
+               "train_tokens_per_second": round(throughput.tokens / max(throughput.seconds, 1e-9))}
+    if metrics.get("val_loss"):
+        summary["val_perplexity"] = math.exp(metrics["val_loss"][-1])
+    save_model(model, os.path.join(run_dir, "model.keras"))
+    write_json(os.path.join(run_dir, "metrics.json"), summary)
+    if metrics:
+        plot_history(metrics, os.path.join(run_dir, "history.png"), "language model",
+                     batch_losses=batches.losses)
+    return model, summary

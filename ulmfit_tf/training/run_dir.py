@@ -1,0 +1,88 @@
+"""Run directories: resolved config, metrics, curves and the model, written safely."""
+
+import dataclasses
+import json
+import os
+
+import keras
+
+from ulmfit_tf.utils import atomic_write
+
+
+def write_json(path, data):
+    with atomic_write(path, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+
+
+def write_config(run_dir, config, **extra):
+    """Writes the resolved `config.json` (a dataclass plus anything extra)."""
+    data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    data.update(extra)
+    write_json(os.path.join(run_dir, "config.json"), data)
+
+
+def save_model(model, path):
+    """`model.save` to a temporary name, then rename: no half-written model."""
+    directory, name = os.path.split(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, ".tmp-" + name)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def plot_history(history, path, title, batch_losses=None):
+    """Training curves as a PNG: per-epoch losses, and per-batch loss if given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 2 if batch_losses else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
+    ax = axes[0][0]
+    for key, values in history.items():
+        if key.endswith("loss") or "accuracy" in key or "error" in key:
+            ax.plot(range(1, len(values) + 1), values, marker="o", label=key)
+    ax.set_xlabel("epoch")
+    ax.legend()
+    ax.set_title(title)
+    if batch_losses:
+        ax = axes[0][1]
+        smooth, beta, out = 0.0, 0.98, []
+        for i, loss in enumerate(batch_losses, 1):  # fastai's debiased moving average
+            smooth = beta * smooth + (1 - beta) * loss
+            out.append(smooth / (1 - beta ** i))
+        ax.plot(batch_losses, linewidth=0.5, alpha=0.4, label="batch")
+        ax.plot(out, linewidth=1.2, label="smoothed")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("training loss")
+        ax.legend()
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+
+
+class BatchLossRecorder(keras.callbacks.Callback):
+    """Keeps each training batch's own loss, for the per-step curve.
+
+    Keras logs the running mean of the epoch; batch k's loss is recovered
+    as ``k * mean_k - (k - 1) * mean_(k-1)`` (batches of equal size)."""
+
+    def __init__(self):
+        super().__init__()
+        self.losses = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._previous_mean = 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs and "loss" in logs:
+            mean = float(logs["loss"])
+            self.losses.append((batch + 1) * mean - batch * self._previous_mean)
+            self._previous_mean = mean

@@ -1,0 +1,99 @@
+"""Learning-rate schedules: ULMFiT's slanted triangular rate and one-cycle."""
+
+import math
+
+import keras
+import tensorflow as tf
+
+
+def _check(name, value, low, high=None, low_open=False):
+    bad = value <= low if low_open else value < low
+    if high is not None:
+        bad = bad or value >= high
+    if bad:
+        interval = f"({low}, {high})" if high is not None else (
+            f"> {low}" if low_open else f">= {low}")
+        raise ValueError(f"`{name}` must be {interval}. Received: {value!r}")
+
+
+@keras.saving.register_keras_serializable(package="ulmfit_tf")
+class SlantedTriangular(keras.optimizers.schedules.LearningRateSchedule):
+    """Slanted triangular learning rate (Howard & Ruder 2018, eq. 3).
+
+    A short linear warm-up from ``max_lr / ratio`` to `max_lr` over the
+    first ``cut = floor(total_steps * cut_frac)`` steps, then a long linear
+    decay back to ``max_lr / ratio`` at `total_steps` (held there after):
+
+        p = t / cut                                    if t < cut
+        p = 1 - (t - cut) / (cut * (1 / cut_frac - 1))  otherwise
+        lr = max_lr * (1 + p * (ratio - 1)) / ratio
+
+    Args:
+        max_lr: the peak rate (eta_max).
+        total_steps: T, the number of training steps.
+        cut_frac: fraction of steps spent increasing (paper: 0.1).
+        ratio: how much smaller the lowest rate is than the peak (paper: 32).
+    """
+
+    def __init__(self, max_lr, total_steps, cut_frac=0.1, ratio=32.0):
+        _check("max_lr", max_lr, 0, low_open=True)
+        if not isinstance(total_steps, int) or total_steps < 1:
+            raise ValueError(f"`total_steps` must be an int >= 1. Received: {total_steps!r}")
+        _check("cut_frac", cut_frac, 0, 1, low_open=True)
+        _check("ratio", ratio, 1)
+        if math.floor(total_steps * cut_frac) < 1:
+            raise ValueError(
+                f"`total_steps` * `cut_frac` must be >= 1 (a warm-up of at least one "
+                f"step). Received: total_steps={total_steps}, cut_frac={cut_frac}")
+        self.max_lr, self.total_steps = float(max_lr), total_steps
+        self.cut_frac, self.ratio = float(cut_frac), float(ratio)
+        self.cut = math.floor(total_steps * cut_frac)
+
+    def __call__(self, step):
+        t = tf.cast(step, tf.float32)
+        cut = float(self.cut)
+        p = tf.where(t < cut, t / cut,
+                     1.0 - (t - cut) / (cut * (1.0 / self.cut_frac - 1.0)))
+        p = tf.clip_by_value(p, 0.0, 1.0)
+        return self.max_lr * (1.0 + p * (self.ratio - 1.0)) / self.ratio
+
+    def get_config(self):
+        return {"max_lr": self.max_lr, "total_steps": self.total_steps,
+                "cut_frac": self.cut_frac, "ratio": self.ratio}
+
+
+@keras.saving.register_keras_serializable(package="ulmfit_tf")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """fastai's one-cycle rate (`fit_one_cycle`), cosine in both phases.
+
+    From ``max_lr / div`` up to `max_lr` over the first `pct_start` of the
+    steps, then down to ``max_lr / div_final``. (fastai also cycles the
+    momentum; Keras optimizers take a fixed beta_1, so we do not.)
+    """
+
+    def __init__(self, max_lr, total_steps, pct_start=0.25, div=25.0, div_final=1e5):
+        _check("max_lr", max_lr, 0, low_open=True)
+        if not isinstance(total_steps, int) or total_steps < 1:
+            raise ValueError(f"`total_steps` must be an int >= 1. Received: {total_steps!r}")
+        _check("pct_start", pct_start, 0, 1)
+        _check("div", div, 1)
+        _check("div_final", div_final, 1)
+        self.max_lr, self.total_steps = float(max_lr), total_steps
+        self.pct_start, self.div, self.div_final = float(pct_start), float(div), float(div_final)
+
+    def __call__(self, step):
+        t = tf.cast(step, tf.float32)
+        warm = max(1.0, self.total_steps * self.pct_start)
+        rest = max(1.0, self.total_steps - warm)
+
+        def cosine(start, end, fraction):
+            fraction = tf.clip_by_value(fraction, 0.0, 1.0)
+            return end + (start - end) / 2 * (1 + tf.cos(math.pi * fraction))
+
+        low, high, final = self.max_lr / self.div, self.max_lr, self.max_lr / self.div_final
+        return tf.where(t < warm, cosine(low, high, t / warm),
+                        cosine(high, final, (t - warm) / rest))
+
+    def get_config(self):
+        return {"max_lr": self.max_lr, "total_steps": self.total_steps,
+                "pct_start": self.pct_start, "div": self.div, "div_final": self.div_final}
