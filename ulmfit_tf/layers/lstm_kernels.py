@@ -19,17 +19,26 @@ import tensorflow as tf
 keras_tf_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
 
 
-def lstm_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias):
-    """Runs an LSTM over [B, T, I] inputs; returns (outputs [B, T, H], h, c)."""
+def lstm_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias, mask=None):
+    """Runs an LSTM over [B, T, I] inputs; returns (outputs [B, T, H], h, c).
+
+    `mask` ([B, T] bool, True for real steps, right padding only): masked
+    steps keep the state, so (h, c) is the state after each row's last real
+    step, and their outputs repeat the last real output (cuDNN: zeros).
+    """
     try:
         _, outputs, (h, c) = keras_tf_rnn.lstm(
-            inputs, h0, c0, None, kernel, recurrent_kernel, bias,
+            inputs, h0, c0, mask, kernel, recurrent_kernel, bias,
             keras.activations.tanh, keras.activations.sigmoid, return_sequences=True)
         return outputs, h, c
     except NotImplementedError:  # no GPU: Keras raises this to say "no cuDNN"
         pass
     projected = tf.einsum("bti,ig->tbg", inputs, kernel) + bias
-    outputs, c = _lstm_loop(projected, recurrent_kernel, h0, c0)
+    if mask is None:
+        outputs, c = _lstm_loop(projected, recurrent_kernel, h0, c0)
+    else:
+        keep = tf.cast(tf.transpose(mask)[:, :, tf.newaxis], projected.dtype)
+        outputs, c = _masked_lstm_loop(projected, keep, recurrent_kernel, h0, c0)
     return tf.transpose(outputs, [1, 0, 2]), outputs[-1], c
 
 
@@ -75,5 +84,48 @@ def _lstm_loop(projected, recurrent_kernel, h0, c0):
             initializer=(tf.zeros_like(h0), d_c_final, zeros_gates), reverse=True)
         d_recurrent = tf.einsum("tbh,tbg->hg", h_prev, d_z)
         return d_z, d_recurrent, d_h0[0], d_c0[0]
+
+    return (hs, cs[-1]), grad
+
+
+@tf.custom_gradient
+def _masked_lstm_loop(projected, keep, recurrent_kernel, h0, c0):
+    """As `_lstm_loop`, where steps with keep == 0 leave the state unchanged."""
+
+    def step(carry, inputs):
+        h, c = carry[0], carry[1]
+        z_in, k = inputs
+        h_new, c_new, gates, tanh_c = _cell(z_in + tf.matmul(h, recurrent_kernel), c)
+        return h + k * (h_new - h), c + k * (c_new - c), gates, tanh_c
+
+    zeros_gates = tf.zeros_like(tf.concat([h0] * 4, -1))
+    hs, cs, gates, tanh_cs = tf.scan(step, (projected, keep),
+                                     initializer=(h0, c0, zeros_gates, c0))
+
+    def grad(d_hs, d_c_final):
+        h_prev = tf.concat([h0[tf.newaxis], hs[:-1]], 0)
+        c_prev = tf.concat([c0[tf.newaxis], cs[:-1]], 0)
+        recurrent_t = tf.transpose(recurrent_kernel)
+        d_c_final = tf.zeros_like(c0) if d_c_final is None else d_c_final
+
+        def back_step(carry, inputs):
+            d_h_next, d_c_next = carry[0], carry[1]
+            d_h_out, gate, tanh_c, c_before, k = inputs
+            i, f, g, o = tf.split(gate, 4, axis=-1)
+            d_h_total = d_h_out + d_h_next
+            d_h = k * d_h_total
+            d_c = k * d_c_next + d_h * o * (1 - tanh_c * tanh_c)
+            d_z = tf.concat([d_c * g * i * (1 - i), d_c * c_before * f * (1 - f),
+                             d_c * i * (1 - g * g), d_h * tanh_c * o * (1 - o)], -1)
+            # A masked step passes its gradients straight through.
+            d_h_prev = tf.matmul(d_z, recurrent_t) + (1 - k) * d_h_total
+            d_c_prev = d_c * f + (1 - k) * d_c_next
+            return d_h_prev, d_c_prev, d_z
+
+        d_h0, d_c0, d_z = tf.scan(
+            back_step, (d_hs, gates, tanh_cs, c_prev, keep),
+            initializer=(tf.zeros_like(h0), d_c_final, zeros_gates), reverse=True)
+        d_recurrent = tf.einsum("tbh,tbg->hg", h_prev, d_z)
+        return d_z, tf.zeros_like(keep), d_recurrent, d_h0[0], d_c0[0]
 
     return (hs, cs[-1]), grad

@@ -26,6 +26,8 @@ class WeightDropLSTM(keras.layers.Layer):
     Call arguments:
         inputs: [B, T, I] sequences.
         initial_state: optional (h, c), each [B, units]; zeros by default.
+        mask: optional [B, T] bool, True for real tokens (right padding
+            only); padded steps keep the state.
         training: apply weight drop.
 
     Returns:
@@ -41,6 +43,11 @@ class WeightDropLSTM(keras.layers.Layer):
         self.units = units
         self.weight_dropout = float(weight_dropout)
         self.seed_generator = keras.random.SeedGenerator()
+        # The padding mask is taken as an argument; outputs carry none.
+        self.supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        return [None, None, None]
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
@@ -59,7 +66,7 @@ class WeightDropLSTM(keras.layers.Layer):
             return kernel
         return keras.random.dropout(kernel, self.weight_dropout, seed=self.seed_generator)
 
-    def call(self, inputs, initial_state=None, training=False):
+    def call(self, inputs, initial_state=None, mask=None, training=False):
         if initial_state is None:
             zeros = tf.zeros([tf.shape(inputs)[0], self.units], self.compute_dtype)
             initial_state = (zeros, zeros)
@@ -68,9 +75,9 @@ class WeightDropLSTM(keras.layers.Layer):
             tf.cast(inputs, self.compute_dtype), h0, c0,
             tf.cast(self.kernel, self.compute_dtype),
             tf.cast(self.dropped_recurrent_kernel(training), self.compute_dtype),
-            tf.cast(self.bias, self.compute_dtype))
+            tf.cast(self.bias, self.compute_dtype), mask=mask)
 
-    def compute_output_spec(self, inputs, initial_state=None, training=False):
+    def compute_output_spec(self, inputs, initial_state=None, mask=None, training=False):
         batch, steps = inputs.shape[0], inputs.shape[1]
         return (keras.KerasTensor((batch, steps, self.units), self.compute_dtype),
                 keras.KerasTensor((batch, self.units), self.compute_dtype),

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from ulmfit_tf.layers import EmbeddingDropout, LockedDropout, WeightDropLSTM
+from ulmfit_tf.text.rules import PAD_ID
 
 # fastai's `awd_lstm_lm_config` and `awd_lstm_clas_config` dropouts.
 LM_DROPOUTS = dict(embedding_dropout=0.02, input_dropout=0.25, weight_dropout=0.2,
@@ -41,6 +42,11 @@ class AWDLSTM(keras.Model):
             dropout rates, each multiplied by `drop_mult`. Defaults: fastai's
             language-model rates (`LM_DROPOUTS`).
         drop_mult: scales every dropout rate.
+        mask_padding: hold the LSTM state over ``xxpad`` tokens, so that the
+            returned state is the one after each row's last real token
+            (right padding). Language models need not (their streams hold no
+            padding); classifiers do, for long documents.
+        output_bias: give the embedding a decoder bias (language models).
 
     Inputs: ``{"token_ids": [B, T] int, "state": [h_0, c_0, h_1, c_1, ...]}``.
     Outputs: ``{"sequence_output": [B, T, embedding_dim], "state": [...]}``.
@@ -51,7 +57,7 @@ class AWDLSTM(keras.Model):
                  input_dropout=LM_DROPOUTS["input_dropout"],
                  weight_dropout=LM_DROPOUTS["weight_dropout"],
                  hidden_dropout=LM_DROPOUTS["hidden_dropout"], drop_mult=1.0,
-                 dtype=None, **kwargs):
+                 mask_padding=False, output_bias=True, dtype=None, **kwargs):
         for name, value in (("vocabulary_size", vocabulary_size),
                             ("embedding_dim", embedding_dim), ("hidden_dim", hidden_dim),
                             ("num_layers", num_layers)):
@@ -68,13 +74,15 @@ class AWDLSTM(keras.Model):
                          keras.Input(shape=(size,), name=f"rnn_{layer}_c")]
         x = EmbeddingDropout(vocabulary_size, embedding_dim,
                              embedding_dropout=embedding_dropout * drop_mult,
-                             dtype=dtype, name="embedding")(token_ids)
+                             use_output_bias=output_bias, dtype=dtype,
+                             name="embedding")(token_ids)
         x = LockedDropout(input_dropout * drop_mult, dtype=dtype, name="input_dropout")(x)
+        mask = keras.ops.not_equal(token_ids, PAD_ID) if mask_padding else None
         state_out = []
         for layer, size in enumerate(sizes):
             x, h, c = WeightDropLSTM(size, weight_dropout * drop_mult, dtype=dtype,
                                      name=f"rnn_{layer}")(
-                x, initial_state=(state_in[2 * layer], state_in[2 * layer + 1]))
+                x, initial_state=(state_in[2 * layer], state_in[2 * layer + 1]), mask=mask)
             state_out += [h, c]
             if layer < num_layers - 1:
                 x = LockedDropout(hidden_dropout * drop_mult, dtype=dtype,
@@ -91,6 +99,8 @@ class AWDLSTM(keras.Model):
         self.weight_dropout = weight_dropout
         self.hidden_dropout = hidden_dropout
         self.drop_mult = drop_mult
+        self.mask_padding = mask_padding
+        self.output_bias = output_bias
         self.state_sizes = sizes
 
     def __call__(self, inputs, *args, **kwargs):
@@ -123,6 +133,7 @@ class AWDLSTM(keras.Model):
                 "embedding_dropout": self.embedding_dropout,
                 "input_dropout": self.input_dropout, "weight_dropout": self.weight_dropout,
                 "hidden_dropout": self.hidden_dropout, "drop_mult": self.drop_mult,
+                "mask_padding": self.mask_padding, "output_bias": self.output_bias,
                 "name": self.name, "trainable": self.trainable,
                 "dtype": keras.saving.serialize_keras_object(self.dtype_policy)}
 

@@ -1,0 +1,309 @@
+"""Per-layer rates, shared schedule, per-variable bias correction, restore, unfreezing."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ulmfit_tf.models import AWDLSTM, AWDLSTMClassifier, AWDLSTMLanguageModel
+from ulmfit_tf.training import (DiscriminativeAdam, GradualUnfreezing, ReseedEachEpoch,
+                                SlantedTriangular, discriminative_multipliers)
+
+
+def small_classifier(seed=0, head_hidden_dropout=0.1):
+    keras.utils.set_random_seed(seed)
+    lm = AWDLSTMLanguageModel(AWDLSTM(30, embedding_dim=8, hidden_dim=12, num_layers=3))
+    lm(np.zeros((1, 2), np.int32))
+    clf = AWDLSTMClassifier.from_language_model(lm, 3, max_len=10, bptt=5, drop_mult=0.0,
+                                                head_hidden_dropout=head_hidden_dropout)
+    clf(np.full((2, 3), 2, np.int32))
+    return clf
+
+
+def data(n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(9, 30, (n, 8)).astype(np.int32)
+    x[:, 0] = 2
+    return x, (x[:, 1] % 3).astype(np.int32)
+
+
+def compile_classifier(clf, schedule=1e-2, jit=False, **kwargs):
+    optimizer = DiscriminativeAdam(schedule, discriminative_multipliers(clf.layer_groups),
+                                   **kwargs)
+    clf.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                jit_compile=jit)
+    return optimizer
+
+
+def snapshot(clf):
+    return {v.path: v.numpy().copy() for v in clf.weights}
+
+
+def test_multipliers_follow_groups():
+    clf = small_classifier()
+    m = discriminative_multipliers(clf.layer_groups)
+    assert m["head_dense_1/kernel"] == 1.0
+    assert m["rnn_2/kernel"] == pytest.approx(1 / 2.6)
+    assert m["rnn_0/recurrent_kernel"] == pytest.approx(2.6 ** -3)
+    assert m["embedding/embeddings"] == pytest.approx(2.6 ** -4)
+    explicit = discriminative_multipliers(clf.layer_groups, rates=[1, 2, 3, 4, 5])
+    assert explicit["rnn_1/bias"] == 3
+    with pytest.raises(ValueError, match="one value per layer group"):
+        discriminative_multipliers(clf.layer_groups, rates=[1, 2])
+
+
+def test_first_step_size_is_rate_times_multiplier():
+    """Adam's first step moves each weight by lr * multiplier * |g| / (|g| + eps):
+    lr * multiplier wherever the gradient is not tiny."""
+    clf = small_classifier()
+    compile_classifier(clf, 1e-3, weight_decay=0.0)
+    multipliers = clf.optimizer.multipliers
+    x, y = data()
+    before = snapshot(clf)
+    clf.train_on_batch(x, y)
+    for var in clf.trainable_weights:
+        delta = np.abs(var.numpy() - before[var.path])
+        moved = delta[delta > 0]
+        assert len(moved) > 0, var.path
+        np.testing.assert_allclose(moved.max(), 1e-3 * multipliers[var.path], rtol=1e-2)
+
+
+def test_frozen_groups_then_unfrozen_share_schedule_and_start_unbiased():
+    clf = small_classifier()
+    schedule = SlantedTriangular(1e-2, 40, cut_frac=0.25)
+    compile_classifier(clf, schedule, weight_decay=0.0)
+    x, y = data()
+    clf.optimizer.build(clf.trainable_variables)  # on all variables, before freezing
+    for layer in clf.layer_groups[0] + clf.layer_groups[1]:
+        layer.trainable = False
+    clf.make_train_function(force=True)
+    frozen_before = snapshot(clf)
+    for _ in range(6):
+        clf.train_on_batch(x, y)
+    after = snapshot(clf)
+    for layer in clf.layer_groups[0] + clf.layer_groups[1]:
+        for v in layer.weights:
+            np.testing.assert_array_equal(after[v.path], frozen_before[v.path])
+    assert int(clf.optimizer.iterations) == 6
+    # Unfreeze: the late group continues the common schedule (step 6, not 0)
+    # and its first step is lr(6) * multiplier, not ~2x that (global-step bias).
+    for layer in clf.layer_groups[0] + clf.layer_groups[1]:
+        layer.trainable = True
+    clf.make_train_function(force=True)
+    clf.train_on_batch(x, y)
+    expected = float(schedule(6)) * clf.optimizer.multipliers["rnn_0/kernel"]
+    delta = np.abs(clf.encoder.get_layer("rnn_0").kernel.numpy()
+                   - after["rnn_0/kernel"])
+    np.testing.assert_allclose(delta.max(), expected, rtol=1e-2)
+
+
+def test_keras_adam_global_step_would_overshoot():
+    """Why we count updates per variable: Keras' Adam, a variable first updated
+    at step 1,000, moves by (1 - beta_1) / sqrt(1 - beta_2) * lr = 2 * lr."""
+    var = keras.Variable(np.zeros(4, np.float32))
+    adam = keras.optimizers.Adam(1e-3, beta_1=0.8, beta_2=0.99)
+    adam.build([var])
+    adam.iterations.assign(1000)
+    adam.apply_gradients([(np.ones(4, np.float32), var)])
+    assert float(-var.numpy()[0]) == pytest.approx(2e-3, rel=1e-3)
+    ours_var = keras.Variable(np.zeros(4, np.float32))
+    ours = DiscriminativeAdam(1e-3, beta_1=0.8, beta_2=0.99, weight_decay=0.0)
+    ours.build([ours_var])
+    ours.iterations.assign(1000)
+    ours.apply_gradients([(np.ones(4, np.float32), ours_var)])
+    assert float(-ours_var.numpy()[0]) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_repeated_embedding_rows_take_one_adam_step():
+    """An embedding gradient has one slice per occurrence; Adam must see their sum."""
+    emb = keras.layers.Embedding(10, 3)
+    emb.build((None,))
+    before = emb.embeddings.numpy().copy()
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(emb(tf.constant([1, 1, 2])) * tf.constant([[1.0, 2.0, 3.0]]))
+    grads = tape.gradient(loss, emb.trainable_variables)
+    assert isinstance(grads[0], tf.IndexedSlices)
+    DiscriminativeAdam(1e-3, weight_decay=0.0).apply_gradients(zip(grads, emb.trainable_variables))
+    moved = np.abs(emb.embeddings.numpy() - before)
+    np.testing.assert_allclose(moved[[1, 2]], 1e-3, rtol=1e-4)
+    assert moved[[0, 3]].max() == 0
+
+
+def test_decoupled_weight_decay_uses_the_group_rate():
+    var = keras.Variable(np.full((2, 2), 2.0, np.float32), name="w")
+    optimizer = DiscriminativeAdam(0.1, {var.path: 0.5}, weight_decay=0.01)
+    optimizer.build([var])
+    optimizer.apply_gradients([(np.zeros((2, 2), np.float32), var)])
+    np.testing.assert_allclose(var.numpy(), 2.0 * (1 - 0.1 * 0.5 * 0.01), rtol=1e-6)
+
+
+def train_steps(clf, steps, x, y):
+    for _ in range(steps):
+        clf.train_on_batch(x, y)
+
+
+@pytest.mark.parametrize("route", ["keras", "checkpoint"])
+def test_restore_is_exact(route, tmp_path):
+    x, y = data()
+    # No dropout: this checks the optimizer state (ReseedEachEpoch covers dropout).
+    reference = small_classifier(head_hidden_dropout=0.0)
+    compile_classifier(reference, SlantedTriangular(1e-2, 20))
+    train_steps(reference, 6, x, y)
+
+    first = small_classifier(head_hidden_dropout=0.0)
+    compile_classifier(first, SlantedTriangular(1e-2, 20))
+    train_steps(first, 3, x, y)
+    if route == "keras":
+        first.save(tmp_path / "m.keras")
+        resumed = keras.saving.load_model(tmp_path / "m.keras")
+    else:
+        tf.train.Checkpoint(model=first, optimizer=first.optimizer).write(
+            str(tmp_path / "ckpt"))
+        resumed = small_classifier(seed=5, head_hidden_dropout=0.0)
+        compile_classifier(resumed, SlantedTriangular(1e-2, 20))
+        resumed.optimizer.build(resumed.trainable_variables)
+        tf.train.Checkpoint(model=resumed, optimizer=resumed.optimizer).read(
+            str(tmp_path / "ckpt")).assert_consumed()
+    assert int(resumed.optimizer.iterations) == 3
+    assert resumed.optimizer.multipliers == first.optimizer.multipliers
+    train_steps(resumed, 3, x, y)
+    for a, b in zip(resumed.weights, reference.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
+
+
+def test_backup_and_restore_resumes_exactly(tmp_path):
+    """Weights, optimizer state and (with ReseedEachEpoch) dropout masks."""
+    x, y = data()
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    reference = small_classifier()
+    compile_classifier(reference, SlantedTriangular(1e-2, 16))
+    reference.fit(ds, epochs=4, verbose=0, callbacks=[ReseedEachEpoch(3)])
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("interrupted")
+
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    first = small_classifier()
+    compile_classifier(first, SlantedTriangular(1e-2, 16))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        first.fit(ds, epochs=4, verbose=0, callbacks=[backup, ReseedEachEpoch(3), Interrupt()])
+    resumed = small_classifier(seed=9)
+    compile_classifier(resumed, SlantedTriangular(1e-2, 16))
+    resumed.fit(ds, epochs=4, verbose=0,
+                callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
+                           ReseedEachEpoch(3)])
+    assert int(resumed.optimizer.iterations) == 16
+    for a, b in zip(resumed.weights, reference.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_gradual_unfreezing_changes_exactly_the_expected_groups(jit):
+    clf = small_classifier()
+    compile_classifier(clf, 1e-2, jit=jit)
+    groups = clf.layer_groups
+    x, y = data()
+    changed = []
+
+    class Watch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.before = snapshot(clf)
+
+        def on_epoch_end(self, epoch, logs=None):
+            after = snapshot(clf)
+            changed.append([g for g, group in enumerate(groups) if any(
+                not np.array_equal(after[v.path], self.before[v.path])
+                for layer in group for v in layer.weights if v.trainable)])
+
+    clf.fit(x, y, batch_size=8, epochs=6, verbose=0,
+            callbacks=[GradualUnfreezing(groups), Watch()])
+    assert changed == [[4], [3, 4], [2, 3, 4], [1, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]
+    assert all(layer.trainable for group in groups for layer in group)
+
+
+def test_unfreezing_refuses_an_optimizer_built_on_a_subset():
+    clf = small_classifier()
+    compile_classifier(clf)
+    for layer in clf.layer_groups[0]:
+        layer.trainable = False
+    clf.optimizer.build(clf.trainable_variables)
+    x, y = data()
+    with pytest.raises(ValueError, match="optimizer was built without some variables"):
+        clf.fit(x, y, epochs=1, verbose=0, callbacks=[GradualUnfreezing(clf.layer_groups)])
+
+
+MIRRORED = textwrap.dedent("""
+    import numpy as np, tensorflow as tf
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0],
+        [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+    import keras
+    from ulmfit_tf.models import AWDLSTM, AWDLSTMLanguageModel
+    from ulmfit_tf.training import DiscriminativeAdam, GradualUnfreezing, SlantedTriangular
+    from ulmfit_tf.training import discriminative_multipliers
+    from test_discriminative import small_classifier, compile_classifier, data, snapshot
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(9, 30, (32, 8)).astype(np.int32)
+    y = rng.integers(9, 30, (32, 8)).astype(np.int32)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+
+    def run(strategy):
+        with strategy.scope():
+            keras.utils.set_random_seed(0)
+            lm = AWDLSTMLanguageModel(AWDLSTM(30, embedding_dim=8, hidden_dim=12,
+                                              num_layers=3, drop_mult=0.0))
+            lm(np.zeros((1, 2), np.int32))
+            lm.compile(optimizer=DiscriminativeAdam(SlantedTriangular(1e-2, 12),
+                                                    discriminative_multipliers(lm.layer_groups)),
+                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        lm.fit(ds, epochs=3, verbose=0, callbacks=[GradualUnfreezing(lm.layer_groups)])
+        return [v.numpy() for v in lm.weights], int(lm.optimizer.iterations.numpy())
+
+    # One strategy object for the whole process: a second MirroredStrategy
+    # reuses collective instance keys of the first ("Shape mismatch in the
+    # collective instance 100").
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored, steps = run(strategy)
+    single, _ = run(tf.distribute.get_strategy())
+    print("lm_max_abs_diff", max(float(np.abs(a - b).max()) for a, b in zip(mirrored, single)))
+    print("steps", steps)
+
+    # The classifier under the strategy: unfreezing still moves exactly the
+    # expected groups (its BatchNorm uses per-replica statistics, so weights
+    # do not match a single device's).
+    with strategy.scope():
+        clf = small_classifier()
+        compile_classifier(clf, 1e-2)
+    cx, cy = data()
+    before = snapshot(clf)
+    clf.fit(cx, cy, batch_size=8, epochs=1, verbose=0,
+            callbacks=[GradualUnfreezing(clf.layer_groups)])
+    after = snapshot(clf)
+    moved = [g for g, group in enumerate(clf.layer_groups) if any(
+        not np.array_equal(after[v.path], before[v.path])
+        for layer in group for v in layer.weights if v.trainable)]
+    print("classifier_groups_moved", moved)
+""")
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_matches_single_device():
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    result = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True,
+                            cwd=tests_dir, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+                                 "PYTHONPATH": tests_dir})
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = dict(line.split(" ", 1) for line in result.stdout.strip().splitlines()
+               if " " in line)
+    assert float(out["lm_max_abs_diff"]) < 1e-5
+    assert int(out["steps"]) == 12
+    assert out["classifier_groups_moved"] == "[4]"

@@ -1,0 +1,113 @@
+"""Callbacks for ULMFiT training."""
+
+import keras
+import numpy as np
+
+
+class GradualUnfreezing(keras.callbacks.Callback):
+    """Unfreezes one more layer group per epoch, from the top (ULMFiT sec. 3.3).
+
+    Epoch 0 trains the top group only, epoch 1 the top two, and so on until
+    all groups train. All within one `model.fit`: after toggling
+    `layer.trainable`, the compiled train function is rebuilt, since the one
+    Keras traced keeps the variable set it was traced with.
+
+    The optimizer must know every variable before anything is frozen; this
+    callback builds it on all of them when training begins (or checks that
+    an already built one knows them all).
+
+    Args:
+        layer_groups: list of lists of layers, bottom first.
+        unfrozen_per_epoch: how many groups (from the top) train in epoch e;
+            default ``[1, 2, ..., n]`` (then all).
+    """
+
+    def __init__(self, layer_groups, unfrozen_per_epoch=None):
+        super().__init__()
+        self.layer_groups = layer_groups
+        n = len(layer_groups)
+        self.unfrozen_per_epoch = list(unfrozen_per_epoch or range(1, n + 1))
+        for count in self.unfrozen_per_epoch:
+            if not 1 <= count <= n:
+                raise ValueError(f"`unfrozen_per_epoch` values must be in [1, {n}]. "
+                                 f"Received: {self.unfrozen_per_epoch}")
+        self._current = None
+
+    def unfrozen_groups(self, epoch):
+        if epoch < len(self.unfrozen_per_epoch):
+            return self.unfrozen_per_epoch[epoch]
+        return len(self.layer_groups)
+
+    def on_train_begin(self, logs=None):
+        # Build the optimizer on every variable now, before anything is
+        # frozen: Keras builds it lazily at the first step, which would leave
+        # out the groups frozen in epoch 0.
+        for group in self.layer_groups:
+            for layer in group:
+                layer.trainable = True
+        optimizer = self.model.optimizer
+        everything = self.model.trainable_variables
+        if not optimizer.built:
+            optimizer.build(everything)
+        else:
+            known = {id(v) for v in optimizer._trainable_variables}
+            missing = [v.path for v in everything if id(v) not in known]
+            if missing:
+                raise ValueError(
+                    "GradualUnfreezing: the optimizer was built without some variables "
+                    f"({missing[:3]}...); let fit build it, or build it on "
+                    "`model.trainable_variables` with every group trainable.")
+        self._current = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        count = self.unfrozen_groups(epoch)
+        if count == self._current:
+            return
+        first_trainable = len(self.layer_groups) - count
+        for g, group in enumerate(self.layer_groups):
+            for layer in group:
+                layer.trainable = g >= first_trainable
+        self._current = count
+        self.model.make_train_function(force=True)
+
+    def on_train_end(self, logs=None):
+        for group in self.layer_groups:
+            for layer in group:
+                layer.trainable = True
+        self.model.make_train_function(force=True)
+
+
+class StopAfterEpoch(keras.callbacks.Callback):
+    """Kills the process after an epoch (after checkpoints are written):
+    how the tests interrupt a run to check that resuming loses nothing."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            import os
+
+            os._exit(17)
+
+
+class ReseedEachEpoch(keras.callbacks.Callback):
+    """Sets every dropout random stream to a state derived from (seed, epoch).
+
+    Keras saves weights and optimizer state in checkpoints but not the state
+    of its random seed generators, so a run resumed from a checkpoint would
+    draw other dropout masks than the uninterrupted run. Reseeding at each
+    epoch start makes the masks depend on (seed, epoch, step) only: a resumed
+    run then reproduces the uninterrupted one exactly.
+    """
+
+    def __init__(self, seed=0):
+        super().__init__()
+        self.seed = int(seed)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        states = sorted((v for v in self.model.variables
+                         if v.path.endswith("seed_generator_state")), key=lambda v: v.path)
+        for i, state in enumerate(states):
+            state.assign(np.array([self.seed * 7919 + i, epoch], state.dtype))

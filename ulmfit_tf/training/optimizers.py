@@ -1,0 +1,113 @@
+"""Adam with discriminative (per-layer-group) learning rates.
+
+ULMFiT tunes each layer group with its own rate (Howard & Ruder 2018, sec.
+3.2): the top group gets the base rate, each group below it the rate of the
+group above divided by 2.6. We do it with one optimizer and a rate multiplier
+per variable, not with `keras.optimizers.MultiOptimizer`, which (on Keras
+3.15) demands a gradient for every variable it was built with (frozen groups
+have none), loses its inner optimizers' state through `tf.train.Checkpoint`,
+and counts steps per inner optimizer (a schedule would restart for a group
+unfrozen late). Scaling gradients instead would not work either: Adam's step
+does not depend on the gradient's scale.
+
+Adam's bias correction uses each variable's own number of updates, as
+PyTorch does. Keras' Adam uses the global step, so a group unfrozen after
+1,000 steps would take a first step of (1 - beta_1) / sqrt(1 - beta_2) times
+its rate (2x for betas 0.8/0.99) instead of 1x.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+def discriminative_multipliers(layer_groups, factor=2.6, rates=None):
+    """Rate multipliers per variable path from layer groups (bottom first).
+
+    Group g of n gets ``factor ** -(n - 1 - g)``: the top group 1, the one
+    below 1/2.6, and so on. `rates` (one per group) sets them explicitly.
+    """
+    if rates is not None and len(rates) != len(layer_groups):
+        raise ValueError(f"`rates` must have one value per layer group "
+                         f"({len(layer_groups)}). Received {len(rates)}: {rates!r}")
+    if rates is None and factor <= 0:
+        raise ValueError(f"`factor` must be > 0. Received: {factor!r}")
+    multipliers = {}
+    for g, group in enumerate(layer_groups):
+        value = rates[g] if rates is not None else factor ** -(len(layer_groups) - 1 - g)
+        for layer in group:
+            for variable in layer.weights:
+                multipliers[variable.path] = float(value)
+    return multipliers
+
+
+@keras.saving.register_keras_serializable(package="ulmfit_tf")
+class DiscriminativeAdam(keras.optimizers.Adam):
+    """Adam(W) with a learning-rate multiplier per variable.
+
+    Args:
+        learning_rate: the base rate (float or schedule), used as is by the
+            top group; one schedule step is shared by all groups.
+        multipliers: dict of variable path (``"rnn_0/kernel"``) to rate
+            multiplier; variables not named get 1.0. See
+            `discriminative_multipliers`.
+        weight_decay: decoupled weight decay (AdamW, Loshchilov & Hutter),
+            scaled by each variable's own rate, applied to weight matrices only
+            (not to biases and BatchNorm parameters, as fastai's default).
+        beta_1, beta_2, epsilon, clipnorm, ...: as `keras.optimizers.Adam`.
+    """
+
+    def __init__(self, learning_rate=1e-3, multipliers=None, weight_decay=0.01,
+                 beta_1=0.8, beta_2=0.99, epsilon=1e-7, name="discriminative_adam", **kwargs):
+        kwargs.pop("amsgrad", None)
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon, name=name, **kwargs)
+        if weight_decay is not None and weight_decay < 0:
+            raise ValueError(f"`weight_decay` must be >= 0. Received: {weight_decay!r}")
+        self.multipliers = {str(k): float(v) for k, v in (multipliers or {}).items()}
+        for path, value in self.multipliers.items():
+            if value < 0:
+                raise ValueError(f"`multipliers` must be >= 0. Received {value} for {path!r}")
+        # Applied in update_step with each variable's own rate, not by the base class.
+        self.decoupled_weight_decay = weight_decay or 0.0
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._update_counts = [
+            self.add_variable(shape=(), dtype="float32", initializer="zeros",
+                              name=f"update_count_{i}")
+            for i, _ in enumerate(var_list)]
+
+    def multiplier(self, variable):
+        """The rate multiplier of a variable the optimizer was built with."""
+        path = self._trainable_variables[self._get_variable_index(variable)].path
+        return self.multipliers.get(path, 1.0)
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        lr = ops.cast(learning_rate, variable.dtype) * self.multiplier(variable)
+        if isinstance(gradient, tf.IndexedSlices):
+            # Sum repeated rows before squaring them (an embedding gradient
+            # holds one slice per occurrence of a word).
+            gradient = tf.convert_to_tensor(gradient)
+        gradient = ops.cast(gradient, variable.dtype)
+        count = self._update_counts[index]
+        self.assign_add(count, 1.0)
+        step = ops.cast(count, variable.dtype)
+        if self.decoupled_weight_decay and len(variable.shape) > 1:
+            self.assign_sub(variable, variable * (lr * self.decoupled_weight_decay))
+        m, v = self._momentums[index], self._velocities[index]
+        self.assign_add(m, (gradient - m) * (1 - self.beta_1))
+        self.assign_add(v, (ops.square(gradient) - v) * (1 - self.beta_2))
+        alpha = lr * ops.sqrt(1 - ops.power(self.beta_2, step)) / (
+            1 - ops.power(self.beta_1, step))
+        self.assign_sub(variable, m * alpha / (ops.sqrt(v) + self.epsilon))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(multipliers=dict(self.multipliers),
+                      weight_decay=self.decoupled_weight_decay)
+        config.pop("amsgrad", None)
+        return config
