@@ -98,6 +98,175 @@ def _generate(args):
         print(generate(model, vocab, args.prompt, args.max_new_tokens, args.sampler, **kwargs))
 
 
+def _encode(texts, vocab, workers=None):
+    from ulmfit_tf.text import tokenize_corpus
+
+    return [vocab.encode(t) for t in tokenize_corpus(texts, num_workers=workers, progress=True)]
+
+
+def _load_lm_run(run):
+    import keras
+
+    import ulmfit_tf  # noqa: F401  (registers the classes)
+    from ulmfit_tf.text import Vocab
+
+    path = os.path.join(run, "model.keras")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No model.keras in the language-model run {run!r}")
+    return keras.saving.load_model(path, compile=False), Vocab.load(os.path.join(run, "vocab.txt"))
+
+
+def _finetune_lm(args):
+    from ulmfit_tf.corpus import read_texts
+    from ulmfit_tf.text import Vocab, tokenize_corpus
+    from ulmfit_tf.training.language_model import (LanguageModelConfig, split_documents,
+                                                   train_language_model)
+    from ulmfit_tf.training.transfer import remap_language_model
+
+    pretrained, old_vocab = _load_lm_run(args.pretrained)
+    texts = []
+    for corpus in args.corpus:
+        texts += read_texts(corpus, source=args.data).texts
+    tokens = tokenize_corpus(texts, progress=True)
+    vocab = Vocab.build(tokens, max_vocab=args.max_vocab, min_freq=args.min_freq)
+    model, new_tokens = remap_language_model(pretrained, old_vocab, vocab,
+                                             drop_mult=args.drop_mult)
+    print(f"target vocabulary: {len(vocab)} tokens, {new_tokens} new to the pretrained model")
+    encoder = model.encoder
+    config = LanguageModelConfig(
+        embedding_dim=encoder.embedding_dim, hidden_dim=encoder.hidden_dim,
+        num_layers=encoder.num_layers, drop_mult=encoder.drop_mult,
+        batch_size=args.batch_size, bptt=args.bptt, epochs=args.epochs, max_lr=args.lr,
+        schedule="stlr", discriminative_factor=args.factor, freeze_epochs=args.freeze_epochs,
+        beta_1=args.beta_1, valid_fraction=args.valid_fraction, backwards=args.backwards,
+        seed=args.seed)
+    train, valid = split_documents([vocab.encode(t) for t in tokens], config.valid_fraction,
+                                   config.seed)
+    _, summary = train_language_model(train, valid, vocab, config, args.out, model=model,
+                                      verbose=1 if sys.stdout.isatty() else 2)
+    print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
+
+
+def _labelled(corpus, split, data):
+    from ulmfit_tf.corpus import read_texts
+
+    dataset = read_texts(corpus, split=split, source=data)
+    if dataset.labels is None:
+        raise ValueError(f"The corpus {corpus!r} has no labels; a classifier needs them.")
+    return dataset
+
+
+def _train_classifier(args):
+    from ulmfit_tf.evaluation import classification_report, plot_confusion_matrix
+    from ulmfit_tf.text import Vocab, tokenize_corpus
+    from ulmfit_tf.training.callbacks import StopAfterEpoch
+    from ulmfit_tf.training.classifier import (ClassifierConfig, predict_probabilities,
+                                               train_classifier)
+    from ulmfit_tf.training.language_model import split_documents
+    from ulmfit_tf.training.run_dir import write_json
+
+    config = ClassifierConfig(
+        epochs=args.epochs, batch_size=args.batch_size, max_lr=args.lr,
+        discriminative_factor=None if args.factor == 1 else args.factor,
+        gradual_unfreezing=not args.no_gradual_unfreezing, drop_mult=args.drop_mult,
+        max_len=args.max_len, bptt=args.bptt, valid_fraction=args.valid_fraction,
+        backwards=args.backwards, seed=args.seed)
+    data = _labelled(args.corpus, "train", args.data)
+    if args.lm:
+        source, vocab = _load_lm_run(args.lm)
+        docs = _encode(data.texts, vocab)
+    else:
+        tokens = tokenize_corpus(data.texts, progress=True)
+        vocab = Vocab.build(tokens, max_vocab=args.max_vocab, min_freq=args.min_freq)
+        docs = [vocab.encode(t) for t in tokens]
+        source = {"vocabulary_size": len(vocab), "embedding_dim": args.embedding_dim,
+                  "hidden_dim": args.hidden_dim, "num_layers": args.layers}
+    indexed = list(zip(docs, data.labels))
+    train, valid = split_documents(indexed, config.valid_fraction, config.seed)
+    extra = []
+    if os.environ.get("ULMFIT_TF_STOP_AFTER_EPOCH"):  # used by the resume test
+        extra.append(StopAfterEpoch(int(os.environ["ULMFIT_TF_STOP_AFTER_EPOCH"])))
+    model, summary = train_classifier(
+        source, [d for d, _ in train], np.array([l for _, l in train]),
+        [d for d, _ in valid], np.array([l for _, l in valid]), data.classes, vocab, config,
+        args.out, verbose=1 if sys.stdout.isatty() else 2, extra_callbacks=extra)
+    result = {"valid_error": summary.get("valid", {}).get("error_rate")}
+    if args.test_split:
+        test = _labelled(args.corpus, "test", args.data)
+        probabilities = predict_probabilities(model, _encode(test.texts, vocab),
+                                              backwards=config.backwards)
+        report = classification_report(test.labels, probabilities, test.classes)
+        write_json(os.path.join(args.out, "test_metrics.json"), report)
+        plot_confusion_matrix(report, os.path.join(args.out, "confusion_test.png"), "test")
+        result["test_error"] = report["error_rate"]
+    print(json.dumps(result))
+
+
+def _evaluate(args):
+    from ulmfit_tf.evaluation import classification_report, plot_confusion_matrix
+    from ulmfit_tf.training.classifier import load_run, predict_probabilities
+    from ulmfit_tf.training.run_dir import write_json
+
+    data = _labelled(args.corpus, args.split, args.data)
+    total = None
+    for run in args.runs:
+        model, vocab, classes, config = load_run(run)
+        if list(classes) != list(data.classes):
+            raise ValueError(f"The run {run!r} has classes {classes}, the corpus "
+                             f"{list(data.classes)}.")
+        probabilities = predict_probabilities(model, _encode(data.texts, vocab),
+                                              backwards=config.get("backwards", False))
+        total = probabilities if total is None else total + probabilities
+    # The paper's best results average a forward and a backward classifier.
+    report = classification_report(data.labels, total / len(args.runs), data.classes)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        write_json(os.path.join(args.out, "metrics.json"), report)
+        plot_confusion_matrix(report, os.path.join(args.out, "confusion.png"), args.split)
+    print(json.dumps({k: report[k] for k in ("accuracy", "error_rate", "macro_f1", "count")}))
+
+
+def _predict(args):
+    from ulmfit_tf.training.classifier import load_run, predict_probabilities
+
+    texts = list(args.texts)
+    if args.file:
+        with open(args.file, encoding="utf-8") as f:
+            texts += [line.rstrip("\n") for line in f if line.strip()]
+    if not texts:
+        raise ValueError("Give texts as arguments or `--file` (one text per line).")
+    model, vocab, classes, config = load_run(args.run)
+    probabilities = predict_probabilities(model, _encode(texts, vocab, workers=1),
+                                          backwards=config.get("backwards", False))
+    for text, row in zip(texts, probabilities):
+        print(json.dumps({"text": text[:80], "label": classes[int(row.argmax())],
+                          "probabilities": {c: round(float(p), 4) for c, p in zip(classes, row)}}))
+
+
+def _lr_find(args):
+    import keras
+
+    from ulmfit_tf.data import ClassificationBatches
+    from ulmfit_tf.training.classifier import ClassifierConfig, build_classifier
+    from ulmfit_tf.training.lr_finder import lr_find, plot_lr_find
+    from ulmfit_tf.training.run_dir import write_json
+
+    data = _labelled(args.corpus, "train", args.data)
+    source, vocab = _load_lm_run(args.lm)
+    config = ClassifierConfig(drop_mult=args.drop_mult)
+    model = build_classifier(source, len(data.classes), config)
+    model.compile(optimizer=keras.optimizers.Adam(1e-7, beta_1=0.7, beta_2=0.99),
+                  loss="sparse_categorical_crossentropy")
+    batches = ClassificationBatches(_encode(data.texts, vocab), data.labels, args.batch_size,
+                                    num_classes=len(data.classes))
+    rates, losses, suggestion = lr_find(model, batches.as_dataset(), num_steps=args.steps)
+    os.makedirs(args.out, exist_ok=True)
+    plot_lr_find(rates, losses, suggestion, os.path.join(args.out, "lr_find.png"))
+    write_json(os.path.join(args.out, "lr_find.json"),
+               {"rates": rates.tolist(), "losses": losses.tolist(), "suggestion": suggestion})
+    print(json.dumps({"suggested_lr": suggestion}))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="ulmfit-tf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +309,80 @@ def build_parser():
     p.add_argument("--samples", type=int, default=1)
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=_generate)
+
+    p = sub.add_parser("finetune-lm", help="fine-tune a language model on target text "
+                       "(ULMFiT stage 2: discriminative rates + STLR)")
+    p.add_argument("corpus", nargs="+", help="target corpora (as for prepare)")
+    p.add_argument("--pretrained", required=True, help="a pretrain run directory")
+    p.add_argument("--out", required=True)
+    p.add_argument("--data", default=None, help="local mirror of the datasets")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--freeze-epochs", type=int, default=1,
+                   help="epochs that train only the embedding/decoder first")
+    p.add_argument("--lr", type=float, default=4e-3, help="peak rate of the top group")
+    p.add_argument("--factor", type=float, default=2.6, help="rate divisor per group")
+    p.add_argument("--beta-1", type=float, default=0.7)
+    p.add_argument("--drop-mult", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--bptt", type=int, default=70)
+    p.add_argument("--valid-fraction", type=float, default=0.1)
+    p.add_argument("--max-vocab", type=int, default=60000)
+    p.add_argument("--min-freq", type=int, default=2)
+    p.add_argument("--backwards", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_finetune_lm)
+
+    p = sub.add_parser("train-classifier", help="train a classifier (ULMFiT stage 3: "
+                       "gradual unfreezing + discriminative rates + STLR)")
+    p.add_argument("corpus", help="trec, imdb, or a labelled .csv/.tsv file or class folder")
+    p.add_argument("--lm", default=None, help="a (fine-tuned) language-model run directory; "
+                   "leave out to train from scratch")
+    p.add_argument("--out", required=True)
+    p.add_argument("--data", default=None, help="local mirror of the datasets")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--lr", type=float, default=1e-2, help="peak rate of the top group")
+    p.add_argument("--factor", type=float, default=2.6, help="rate divisor per group")
+    p.add_argument("--no-gradual-unfreezing", action="store_true")
+    p.add_argument("--drop-mult", type=float, default=0.5)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-len", type=int, default=72 * 20)
+    p.add_argument("--bptt", type=int, default=72)
+    p.add_argument("--valid-fraction", type=float, default=0.1)
+    p.add_argument("--test-split", action="store_true",
+                   help="evaluate on the corpus' test split at the end (trec, imdb)")
+    p.add_argument("--backwards", action="store_true", help="with a backward LM")
+    p.add_argument("--embedding-dim", type=int, default=400, help="from scratch only")
+    p.add_argument("--hidden-dim", type=int, default=1152, help="from scratch only")
+    p.add_argument("--layers", type=int, default=3, help="from scratch only")
+    p.add_argument("--max-vocab", type=int, default=60000, help="from scratch only")
+    p.add_argument("--min-freq", type=int, default=2, help="from scratch only")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_train_classifier)
+
+    p = sub.add_parser("evaluate", help="accuracy, per-class P/R/F1, confusion matrix; "
+                       "several runs are ensembled (mean of probabilities)")
+    p.add_argument("corpus")
+    p.add_argument("runs", nargs="+", help="classifier run directories")
+    p.add_argument("--split", default="test")
+    p.add_argument("--data", default=None)
+    p.add_argument("--out", default=None, help="write metrics.json and confusion.png here")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("predict", help="classify texts with a trained classifier")
+    p.add_argument("run")
+    p.add_argument("texts", nargs="*")
+    p.add_argument("--file", default=None, help="a text file, one text per line")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("lr-find", help="loss against learning rate for a classifier")
+    p.add_argument("corpus")
+    p.add_argument("--lm", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--data", default=None)
+    p.add_argument("--drop-mult", type=float, default=0.5)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=100)
+    p.set_defaults(func=_lr_find)
     return parser
 
 

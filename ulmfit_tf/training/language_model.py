@@ -14,6 +14,8 @@ from ulmfit_tf.models import AWDLSTM, AWDLSTMLanguageModel
 from ulmfit_tf.text.rules import BOS_ID
 from ulmfit_tf.training.run_dir import (BatchLossRecorder, plot_history, save_model,
                                         write_config, write_json)
+from ulmfit_tf.training.callbacks import GradualUnfreezing, ReseedEachEpoch
+from ulmfit_tf.training.optimizers import DiscriminativeAdam, discriminative_multipliers
 from ulmfit_tf.training.schedules import OneCycle, SlantedTriangular
 
 
@@ -41,6 +43,10 @@ class LanguageModelConfig:
     valid_fraction: float = 0.05
     backwards: bool = False
     seed: int = 0
+    # Stage 2 (fine-tuning): per-group rates (top group / factor ** depth) and
+    # epochs that train only the top group (embedding + decoder) first.
+    discriminative_factor: float = None
+    freeze_epochs: int = 0
 
     def __post_init__(self):
         if self.schedule not in ("one_cycle", "stlr", "constant"):
@@ -51,6 +57,9 @@ class LanguageModelConfig:
                              f"{self.valid_fraction!r}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"`epochs` must be an int >= 1. Received: {self.epochs!r}")
+        if not isinstance(self.freeze_epochs, int) or not 0 <= self.freeze_epochs < self.epochs:
+            raise ValueError("`freeze_epochs` must be an int in [0, epochs). Received: "
+                             f"{self.freeze_epochs!r}")
 
 
 def split_documents(docs, valid_fraction, seed):
@@ -71,8 +80,12 @@ def make_schedule(config, total_steps):
 
 
 def compile_language_model(model, config, total_steps):
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=make_schedule(config, total_steps), weight_decay=config.weight_decay,
+    multipliers = None
+    if config.discriminative_factor:
+        multipliers = discriminative_multipliers(model.layer_groups,
+                                                 config.discriminative_factor)
+    optimizer = DiscriminativeAdam(
+        make_schedule(config, total_steps), multipliers, weight_decay=config.weight_decay,
         beta_1=config.beta_1, beta_2=config.beta_2, clipnorm=config.clipnorm)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -81,11 +94,11 @@ def compile_language_model(model, config, total_steps):
     return model
 
 
-class _StreamEpoch(keras.callbacks.Callback):
-    """Keeps each stream on the epoch fit is at, so a resumed run reads the
-    same batches as an uninterrupted one."""
+class DataEpoch(keras.callbacks.Callback):
+    """Keeps the training batches on the epoch fit is at (and validation on
+    epoch 0), so a resumed run reads the same batches as an uninterrupted one."""
 
-    def __init__(self, train, valid):
+    def __init__(self, train, valid=None):
         super().__init__()
         self.train, self.valid = train, valid
 
@@ -114,7 +127,7 @@ class _Throughput(keras.callbacks.Callback):
         self._pause = None
 
 
-def train_language_model(train_docs, valid_docs, vocab, config, run_dir, encoder=None,
+def train_language_model(train_docs, valid_docs, vocab, config, run_dir, model=None,
                          verbose=1):
     """Trains (or continues training) an AWD-LSTM language model.
 
@@ -125,7 +138,8 @@ def train_language_model(train_docs, valid_docs, vocab, config, run_dir, encoder
         run_dir: where the run writes ``config.json``, ``metrics.json``,
             ``history.png``, ``vocab.txt`` and ``model.keras``; an interrupted
             run resumes from ``run_dir/backup`` when started again.
-        encoder: an `AWDLSTM` to continue from (stage 2); default a new one.
+        model: an `AWDLSTMLanguageModel` to continue from (stage 2, see
+            `remap_language_model`); default a new one from `config`.
 
     Returns:
         (model, metrics dict).
@@ -139,11 +153,14 @@ def train_language_model(train_docs, valid_docs, vocab, config, run_dir, encoder
         valid = LMStream(valid_docs, config.batch_size, config.bptt, variable_bptt=False,
                          shuffle=False, backwards=config.backwards)
     total_steps = sum(len(train.sequence_lengths(e)) for e in range(config.epochs))
-    if encoder is None:
-        encoder = AWDLSTM(len(vocab), embedding_dim=config.embedding_dim,
-                          hidden_dim=config.hidden_dim, num_layers=config.num_layers,
-                          drop_mult=config.drop_mult)
-    model = compile_language_model(AWDLSTMLanguageModel(encoder), config, total_steps)
+    if model is None:
+        model = AWDLSTMLanguageModel(AWDLSTM(
+            len(vocab), embedding_dim=config.embedding_dim, hidden_dim=config.hidden_dim,
+            num_layers=config.num_layers, drop_mult=config.drop_mult))
+    elif model.encoder.vocabulary_size != len(vocab):
+        raise ValueError(f"`model` has {model.encoder.vocabulary_size} tokens, `vocab` "
+                         f"{len(vocab)}; remap it first (remap_language_model).")
+    model = compile_language_model(model, config, total_steps)
     model(np.full((1, 2), BOS_ID, np.int32))  # BackupAndRestore needs a built model
     model.reset_states()
     write_config(run_dir, config, vocabulary_size=len(vocab), total_steps=total_steps,
@@ -152,8 +169,12 @@ def train_language_model(train_docs, valid_docs, vocab, config, run_dir, encoder
     vocab.save(os.path.join(run_dir, "vocab.txt"))
 
     throughput, batches = _Throughput(train), BatchLossRecorder()
-    callbacks = [_StreamEpoch(train, valid), throughput, batches,
-                 keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"))]
+    callbacks = [keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+                 DataEpoch(train, valid), ReseedEachEpoch(config.seed), throughput, batches]
+    if config.freeze_epochs:
+        groups = model.layer_groups
+        callbacks.append(GradualUnfreezing(
+            groups, [1] * config.freeze_epochs + [len(groups)]))
     start = time.perf_counter()
     history = model.fit(train.as_dataset(), epochs=config.epochs, verbose=verbose,
                         validation_data=None if valid is None else valid.as_dataset(),

@@ -1,0 +1,145 @@
+"""ULMFiT's three stages end to end, transfer between vocabularies, resume, metrics."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from ulmfit_tf.cli import main
+from ulmfit_tf.evaluation import classification_report
+from ulmfit_tf.models import AWDLSTM, AWDLSTMLanguageModel
+from ulmfit_tf.text import Vocab
+from ulmfit_tf.training.transfer import remap_language_model
+
+TINY = ["--embedding-dim", "16", "--hidden-dim", "24", "--layers", "2"]
+
+
+def test_remap_copies_known_rows_and_gives_new_ones_the_mean():
+    old_vocab = Vocab.build([["a", "b", "c"]], min_freq=1)
+    new_vocab = Vocab.build([["c", "a", "zebra", "yak"]], min_freq=1)
+    lm = AWDLSTMLanguageModel(AWDLSTM(len(old_vocab), embedding_dim=4, hidden_dim=6,
+                                      num_layers=2))
+    lm(np.zeros((1, 2), np.int32))
+    lm.embedding.output_bias.assign(np.arange(len(old_vocab), dtype=np.float32))
+    new, n_new = remap_language_model(lm, old_vocab, new_vocab)
+    assert n_new == 2
+    old_e, new_e = lm.embedding.embeddings.numpy(), new.embedding.embeddings.numpy()
+    for token in ("a", "c", "xxbos"):
+        np.testing.assert_array_equal(new_e[new_vocab.stoi[token]], old_e[old_vocab.stoi[token]])
+    np.testing.assert_allclose(new_e[new_vocab.stoi["zebra"]], old_e.mean(0), rtol=1e-6)
+    assert new.embedding.output_bias.numpy()[new_vocab.stoi["yak"]] == \
+        pytest.approx(np.arange(len(old_vocab)).mean())
+    for layer in ("rnn_0", "rnn_1"):
+        for a, b in zip(lm.encoder.get_layer(layer).weights,
+                        new.encoder.get_layer(layer).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    bigger = Vocab.build([[str(i) for i in range(10)]], min_freq=1)
+    with pytest.raises(ValueError, match="`old_vocab` has 24 tokens, the model 16"):
+        remap_language_model(lm, bigger, new_vocab)
+
+
+def test_classification_report():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    report = classification_report([0, 1, 1, 1], probabilities, ["neg", "pos"])
+    assert report["accuracy"] == 0.75 and report["confusion_matrix"] == [[1, 0], [1, 2]]
+    assert report["per_class"]["pos"] == {"precision": 1.0, "recall": pytest.approx(2 / 3),
+                                         "f1": pytest.approx(0.8), "support": 3}
+    assert report["per_class"]["neg"]["precision"] == 0.5
+    with pytest.raises(ValueError, match=r"`probabilities` must be \[N, 3\]"):
+        classification_report([0], probabilities[:1], ["a", "b", "c"])
+
+
+@pytest.fixture(scope="module")
+def three_stages(data_dir, tmp_path_factory):
+    """Stage 1 on 150k tokens of general English, stage 2 on TREC, stage 3 on TREC."""
+    root = tmp_path_factory.mktemp("stages")
+    runs = {name: str(root / name) for name in ("pretrained", "finetuned", "classifier")}
+    assert main(["pretrain", os.path.join(data_dir, "general-en", "news-2017"),
+                 "--out", runs["pretrained"], "--epochs", "1", "--embedding-dim", "64",
+                 "--hidden-dim", "128", "--layers", "2", "--batch-size", "32", "--bptt", "40",
+                 "--lr", "1e-2", "--drop-mult", "0.3", "--max-tokens", "150000",
+                 "--max-vocab", "8000"]) == 0
+    assert main(["finetune-lm", "trec", "--pretrained", runs["pretrained"], "--data", data_dir,
+                 "--out", runs["finetuned"], "--epochs", "2", "--lr", "1e-2",
+                 "--batch-size", "32", "--bptt", "40"]) == 0
+    assert main(["train-classifier", "trec", "--lm", runs["finetuned"], "--data", data_dir,
+                 "--out", runs["classifier"], "--epochs", "4", "--test-split"]) == 0
+    return runs
+
+
+@pytest.mark.slow
+def test_three_stages_on_trec_beat_the_majority_class(three_stages, trec):
+    with open(os.path.join(three_stages["classifier"], "test_metrics.json")) as f:
+        report = json.load(f)
+    majority = np.bincount(trec[1].labels).max() / len(trec[1])
+    assert report["count"] == 500
+    assert report["accuracy"] > majority + 0.3, (report["accuracy"], majority)
+    assert sorted(os.listdir(three_stages["classifier"])) == [
+        "classes.json", "config.json", "confusion_test.png", "confusion_valid.png",
+        "history.png", "metrics.json", "model.keras", "test_metrics.json", "vocab.txt"]
+    with open(os.path.join(three_stages["finetuned"], "config.json")) as f:
+        config = json.load(f)
+    assert config["discriminative_factor"] == 2.6 and config["schedule"] == "stlr"
+
+
+@pytest.mark.slow
+def test_evaluate_predict_and_ensemble(three_stages, data_dir, capsys, tmp_path):
+    run = three_stages["classifier"]
+    assert main(["evaluate", "trec", run, "--data", data_dir, "--out", str(tmp_path)]) == 0
+    single = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    with open(os.path.join(run, "test_metrics.json")) as f:
+        assert single["accuracy"] == pytest.approx(json.load(f)["accuracy"])
+    # The mean of identical members is that member.
+    assert main(["evaluate", "trec", run, run, "--data", data_dir]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == single
+    assert main(["predict", run, "Who was the first president ?",
+                 "How far is the moon from the earth ?"]) == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()[-2:]]
+    assert all(abs(sum(l["probabilities"].values()) - 1) < 1e-3 for l in lines)
+
+
+@pytest.mark.slow
+def test_lr_find(three_stages, data_dir, tmp_path, capsys):
+    assert main(["lr-find", "trec", "--lm", three_stages["finetuned"], "--data", data_dir,
+                 "--out", str(tmp_path), "--steps", "40"]) == 0
+    suggestion = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["suggested_lr"]
+    assert 1e-7 <= suggestion <= 10
+    assert os.path.isfile(tmp_path / "lr_find.png")
+
+
+def _train_cli(out, data_dir, env=None):
+    command = [sys.executable, "-m", "ulmfit_tf.cli", "train-classifier", "trec",
+               "--data", data_dir, "--out", out, "--epochs", "3", "--batch-size", "128",
+               "--max-vocab", "3000", *TINY]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_result(data_dir, tmp_path):
+    """A process killed after epoch 1, run again with the same command, finishes
+    with the same weights as a run that was never interrupted."""
+    interrupted, clean = str(tmp_path / "interrupted"), str(tmp_path / "clean")
+    killed = _train_cli(interrupted, data_dir, {"ULMFIT_TF_STOP_AFTER_EPOCH": "1"})
+    assert killed.returncode == 17, killed.stderr[-2000:]
+    assert not os.path.exists(os.path.join(interrupted, "model.keras"))
+    assert os.path.isdir(os.path.join(interrupted, "backup"))
+    resumed = _train_cli(interrupted, data_dir)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    uninterrupted = _train_cli(clean, data_dir)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
+    assert not os.path.exists(os.path.join(interrupted, "backup"))
+
+    import ulmfit_tf  # noqa: F401
+
+    a = keras.saving.load_model(os.path.join(interrupted, "model.keras"), compile=False)
+    b = keras.saving.load_model(os.path.join(clean, "model.keras"), compile=False)
+    for va, vb in zip(a.weights, b.weights):
+        np.testing.assert_allclose(va.numpy(), vb.numpy(), atol=1e-6, err_msg=va.path)
+    with open(os.path.join(interrupted, "metrics.json")) as f, \
+            open(os.path.join(clean, "metrics.json")) as g:
+        assert json.load(f)["valid"]["accuracy"] == json.load(g)["valid"]["accuracy"]

@@ -1,0 +1,195 @@
+"""ULMFiT stage 3: a classifier on a fine-tuned language model's encoder."""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from ulmfit_tf.data import ClassificationBatches
+from ulmfit_tf.evaluation import classification_report, plot_confusion_matrix
+from ulmfit_tf.models import AWDLSTM, AWDLSTMClassifier, AWDLSTMLanguageModel
+from ulmfit_tf.models.classifier import TASKS
+from ulmfit_tf.text.rules import BOS_ID
+from ulmfit_tf.training.callbacks import GradualUnfreezing, ReseedEachEpoch
+from ulmfit_tf.training.language_model import DataEpoch
+from ulmfit_tf.training.optimizers import DiscriminativeAdam, discriminative_multipliers
+from ulmfit_tf.training.run_dir import (BatchLossRecorder, plot_history, save_model,
+                                        write_config, write_json)
+from ulmfit_tf.training.schedules import OneCycle, SlantedTriangular
+
+
+@dataclasses.dataclass
+class ClassifierConfig:
+    """A classifier training run: ULMFiT's recipe by default.
+
+    Gradual unfreezing (one more group per epoch from the top), per-group
+    rates (÷ `discriminative_factor` per group) and the slanted triangular
+    rate over the whole run; Adam with betas 0.7/0.99 (the paper).
+    """
+
+    epochs: int = 5
+    batch_size: int = 64
+    max_lr: float = 1e-2
+    schedule: str = "stlr"  # "stlr", "one_cycle" or "constant"
+    discriminative_factor: float = 2.6
+    gradual_unfreezing: bool = True
+    drop_mult: float = 0.5
+    weight_decay: float = 0.01
+    beta_1: float = 0.7
+    beta_2: float = 0.99
+    clipnorm: float = None
+    max_len: int = 72 * 20
+    bptt: int = 72
+    task: str = "single_label"
+    valid_fraction: float = 0.1
+    backwards: bool = False  # read texts right to left (with a backward LM)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.schedule not in ("stlr", "one_cycle", "constant"):
+            raise ValueError("`schedule` must be 'stlr', 'one_cycle' or 'constant'. "
+                             f"Received: {self.schedule!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"`task` must be one of {TASKS}. Received: {self.task!r}")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"`epochs` must be an int >= 1. Received: {self.epochs!r}")
+
+
+def _schedule(config, total_steps):
+    if config.schedule == "stlr":
+        return SlantedTriangular(config.max_lr, total_steps,
+                                 cut_frac=max(0.1, 1.0 / total_steps))
+    if config.schedule == "one_cycle":
+        return OneCycle(config.max_lr, total_steps)
+    return config.max_lr
+
+
+def build_classifier(source, num_classes, config):
+    """A classifier whose encoder comes from `source`: an `AWDLSTMLanguageModel`
+    (ULMFiT) or an int vocabulary size (from scratch, same architecture)."""
+    if isinstance(source, AWDLSTMLanguageModel):
+        model = AWDLSTMClassifier.from_language_model(
+            source, num_classes, drop_mult=config.drop_mult, task=config.task,
+            max_len=config.max_len, bptt=config.bptt)
+    elif isinstance(source, dict):
+        from ulmfit_tf.models.awd_lstm import CLASSIFIER_DROPOUTS
+
+        rates = {k: v for k, v in CLASSIFIER_DROPOUTS.items() if k != "output_dropout"}
+        encoder = AWDLSTM(mask_padding=True, output_bias=False, drop_mult=config.drop_mult,
+                          **source, **rates)
+        model = AWDLSTMClassifier(encoder, num_classes, task=config.task,
+                                  max_len=config.max_len, bptt=config.bptt)
+    else:
+        raise TypeError("`source` must be an AWDLSTMLanguageModel or a dict of AWDLSTM "
+                        f"sizes. Received: {source!r}")
+    model(np.full((1, 2), BOS_ID, np.int32))
+    return model
+
+
+def _loss(task):
+    if task == "single_label":
+        return "sparse_categorical_crossentropy", ["accuracy"]
+    if task == "multi_label":
+        return "binary_crossentropy", ["binary_accuracy"]
+    return "mean_squared_error", ["mean_absolute_error"]
+
+
+def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels, classes,
+                     vocab, config, run_dir, verbose=1, extra_callbacks=()):
+    """Trains a classifier the ULMFiT way and writes a run directory.
+
+    Args:
+        source: a fine-tuned `AWDLSTMLanguageModel` (its encoder is copied),
+            or a dict of `AWDLSTM` sizes to train from scratch.
+        train_docs, valid_docs: lists of id arrays; labels as ints.
+        classes: class names.
+        vocab: the `Vocab` of the ids (saved with the model).
+        config: a `ClassifierConfig`.
+        run_dir: gets ``config.json``, ``metrics.json``, ``history.png``,
+            ``confusion_valid.png``, ``vocab.txt``, ``classes.json`` and
+            ``model.keras``; an interrupted run resumes from
+            ``run_dir/backup`` when started again.
+
+    Returns:
+        (model, summary dict).
+    """
+    os.makedirs(run_dir, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    if config.backwards:
+        train_docs = [np.asarray(d)[::-1] for d in train_docs]
+        valid_docs = [np.asarray(d)[::-1] for d in valid_docs]
+    num_outputs = len(classes) if config.task != "regression" else 1
+    train = ClassificationBatches(train_docs, train_labels, config.batch_size, shuffle=True,
+                                  num_classes=len(classes), seed=config.seed)
+    valid = ClassificationBatches(valid_docs, valid_labels, config.batch_size, shuffle=False,
+                                  num_classes=len(classes)) if len(valid_docs) else None
+    total_steps = len(train) * config.epochs
+    model = build_classifier(source, num_outputs, config)
+    groups = model.layer_groups
+    multipliers = discriminative_multipliers(groups, config.discriminative_factor) \
+        if config.discriminative_factor else None
+    optimizer = DiscriminativeAdam(_schedule(config, total_steps), multipliers,
+                                   weight_decay=config.weight_decay, beta_1=config.beta_1,
+                                   beta_2=config.beta_2, clipnorm=config.clipnorm)
+    loss, metrics = _loss(config.task)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=False)
+
+    write_config(run_dir, config, classes=list(classes), vocabulary_size=len(vocab),
+                 total_steps=total_steps, train_docs=len(train_docs),
+                 valid_docs=len(valid_docs),
+                 source="language model" if isinstance(source, AWDLSTMLanguageModel)
+                 else "scratch")
+    vocab.save(os.path.join(run_dir, "vocab.txt"))
+    write_json(os.path.join(run_dir, "classes.json"), list(classes))
+
+    batches = BatchLossRecorder()
+    callbacks = [keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+                 DataEpoch(train, valid), ReseedEachEpoch(config.seed), batches]
+    if config.gradual_unfreezing:
+        callbacks.append(GradualUnfreezing(groups))
+    callbacks += list(extra_callbacks)
+    start = time.perf_counter()
+    history = model.fit(train.as_dataset(), epochs=config.epochs, verbose=verbose,
+                        validation_data=None if valid is None else valid.as_dataset(),
+                        callbacks=callbacks)
+    summary = {"history": {k: [float(x) for x in v] for k, v in history.history.items()},
+               "wall_seconds": round(time.perf_counter() - start, 1)}
+    if valid is not None and config.task == "single_label":
+        report = classification_report(valid_labels, predict_probabilities(model, valid_docs),
+                                       classes)
+        summary["valid"] = report
+        plot_confusion_matrix(report, os.path.join(run_dir, "confusion_valid.png"),
+                              "validation")
+    save_model(model, os.path.join(run_dir, "model.keras"))
+    write_json(os.path.join(run_dir, "metrics.json"), summary)
+    plot_history(summary["history"], os.path.join(run_dir, "history.png"), "classifier",
+                 batch_losses=batches.losses)
+    return model, summary
+
+
+def predict_probabilities(model, docs, batch_size=64, backwards=False):
+    """Class probabilities for id arrays, in input order (sorted batches inside)."""
+    if backwards:
+        docs = [np.asarray(d)[::-1] for d in docs]
+    batches = ClassificationBatches(docs, None, batch_size, shuffle=False)
+    outputs = [model.predict_on_batch(ids) for ids in batches.batches(0)]
+    return batches.unsort(np.concatenate(outputs))
+
+
+def load_run(run_dir):
+    """(model, vocab, classes, config dict) of a classifier run directory."""
+    import ulmfit_tf  # noqa: F401  (registers the classes with Keras)
+    from ulmfit_tf.text import Vocab
+
+    path = os.path.join(run_dir, "model.keras")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No model.keras in {run_dir!r}")
+    model = keras.saving.load_model(path, compile=False)
+    with open(os.path.join(run_dir, "classes.json")) as f:
+        classes = json.load(f)
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    return model, Vocab.load(os.path.join(run_dir, "vocab.txt")), classes, config
