@@ -65,8 +65,10 @@ def _pretrain(args):
         valid_fraction=args.valid_fraction, backwards=args.backwards, seed=args.seed)
     docs, vocab = _load_documents(args.corpus, args.data, args.max_vocab, args.min_freq)
     if args.max_tokens:
+        # A seeded random choice of documents, so a cap samples every source.
+        order = np.random.default_rng(args.seed).permutation(len(docs))
         kept, total = [], 0
-        for doc in docs:
+        for doc in (docs[i] for i in order):
             if total >= args.max_tokens:
                 break
             kept.append(doc[: args.max_tokens - total])
@@ -267,6 +269,81 @@ def _lr_find(args):
     print(json.dumps({"suggested_lr": suggestion}))
 
 
+def _export(args):
+    from ulmfit_tf.export import export_classifier, export_language_model
+    from ulmfit_tf.training.classifier import load_run
+
+    if os.path.isfile(os.path.join(args.run, "classes.json")):
+        model, vocab, classes, _ = load_run(args.run)
+        path = export_classifier(model, vocab, classes, args.out, args.version, args.max_chars)
+    else:
+        model, vocab = _load_lm_run(args.run)
+        path = export_language_model(model, vocab, args.out, args.version,
+                                     max_chars=args.max_chars)
+    print(json.dumps({"saved_model": path}))
+
+
+DEFAULT_PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                  "saved_models", "general-en-small")
+
+
+def _demo(args):
+    """ULMFiT's three stages on TREC-6 at small scale, beside a from-scratch baseline."""
+    from ulmfit_tf.evaluation import classification_report
+    from ulmfit_tf.training.classifier import (ClassifierConfig, predict_probabilities,
+                                               train_classifier)
+    from ulmfit_tf.training.language_model import split_documents
+    from ulmfit_tf.training.run_dir import write_json
+
+    os.makedirs(args.out, exist_ok=True)
+    data_args = ["--data", args.data] if args.data else []
+    pretrained = args.pretrained
+    if not os.path.isfile(os.path.join(pretrained, "model.keras")):
+        print(f"No pretrained model at {pretrained!r}: pretraining a small one on TREC "
+              "questions (weak; the bundled general-English model is better).")
+        pretrained = os.path.join(args.out, "pretrained")
+        _run_main(["pretrain", "trec", "--out", pretrained, "--epochs", "2",
+                   "--embedding-dim", "64", "--hidden-dim", "128", "--layers", "2",
+                   "--batch-size", "32", "--bptt", "40", "--lr", "1e-2", "--drop-mult", "0.3",
+                   *data_args])
+    finetuned = os.path.join(args.out, "finetuned-lm")
+    _run_main(["finetune-lm", "trec", "--pretrained", pretrained, "--out", finetuned,
+               "--epochs", str(args.lm_epochs), "--lr", "1e-2", "--batch-size", "32",
+               "--bptt", "40", "--seed", str(args.seed), *data_args])
+
+    data, test = _labelled("trec", "train", args.data), _labelled("trec", "test", args.data)
+    lm, vocab = _load_lm_run(finetuned)
+    docs, test_docs = _encode(data.texts, vocab), _encode(test.texts, vocab)
+    train, valid = split_documents(list(zip(docs, data.labels)), 0.1, args.seed)
+    split = ([d for d, _ in train], np.array([l for _, l in train]),
+             [d for d, _ in valid], np.array([l for _, l in valid]))
+    results = {}
+    arms = {
+        "ulmfit": (lm, ClassifierConfig(epochs=args.epochs, seed=args.seed)),
+        # The same architecture and budget from random weights: no pretraining,
+        # so nothing to protect (no gradual unfreezing, one rate).
+        "from_scratch": ({"vocabulary_size": len(vocab), **{
+            k: getattr(lm.encoder, k) for k in ("embedding_dim", "hidden_dim", "num_layers")}},
+            ClassifierConfig(epochs=args.epochs, seed=args.seed, gradual_unfreezing=False,
+                             discriminative_factor=None)),
+    }
+    for name, (source, config) in arms.items():
+        model, _ = train_classifier(source, *split, data.classes, vocab, config,
+                                    os.path.join(args.out, name), verbose=2)
+        report = classification_report(test.labels, predict_probabilities(model, test_docs),
+                                       test.classes)
+        results[name] = report["error_rate"]
+        write_json(os.path.join(args.out, name, "test_metrics.json"), report)
+    write_json(os.path.join(args.out, "demo.json"), results)
+    print(f"TREC-6 test error: ULMFiT {results['ulmfit']:.1%}, "
+          f"same model from scratch {results['from_scratch']:.1%}")
+
+
+def _run_main(argv):
+    if main(argv) != 0:
+        raise RuntimeError(f"`ulmfit-tf {' '.join(argv)}` failed")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="ulmfit-tf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -293,7 +370,8 @@ def build_parser():
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     p.add_argument("--schedule", choices=["one_cycle", "stlr", "constant"], default="one_cycle")
     p.add_argument("--valid-fraction", type=float, default=0.05)
-    p.add_argument("--max-tokens", type=int, default=None, help="use only this many tokens")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="use only this many tokens (of randomly chosen documents)")
     p.add_argument("--max-vocab", type=int, default=60000)
     p.add_argument("--min-freq", type=int, default=3)
     p.add_argument("--backwards", action="store_true", help="train a backward LM")
@@ -383,6 +461,24 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=100)
     p.set_defaults(func=_lr_find)
+
+    p = sub.add_parser("export", help="write a SavedModel for TF Serving (<out>/<version>/)")
+    p.add_argument("run", help="a classifier or language-model run directory")
+    p.add_argument("--out", required=True, help="model base path (TF Serving watches it)")
+    p.add_argument("--version", type=int, default=1)
+    p.add_argument("--max-chars", type=int, default=100_000,
+                   help="characters of each request text that are read")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("demo", help="ULMFiT on TREC-6 from the bundled pretrained LM, "
+                       "beside the same model trained from scratch")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--data", default=None, help="local mirror of the datasets")
+    p.add_argument("--pretrained", default=DEFAULT_PRETRAINED)
+    p.add_argument("--lm-epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_demo)
     return parser
 
 

@@ -132,6 +132,6 @@ def tokenize_corpus(texts, num_workers=None, chunk_size=1000, progress=False):
 
 
 def _progress_bar(total, desc, enabled):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="doc", disable=not enabled)

@@ -152,7 +152,7 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
         callbacks.append(GradualUnfreezing(groups))
     callbacks += list(extra_callbacks)
     start = time.perf_counter()
-    history = model.fit(train.as_dataset(), epochs=config.epochs, verbose=verbose,
+    history = model.fit(train.as_dataset(), epochs=config.epochs, verbose=verbose, shuffle=False,
                         validation_data=None if valid is None else valid.as_dataset(),
                         callbacks=callbacks)
     summary = {"history": {k: [float(x) for x in v] for k, v in history.history.items()},

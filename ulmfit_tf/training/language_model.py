@@ -176,7 +176,7 @@ def train_language_model(train_docs, valid_docs, vocab, config, run_dir, model=N
         callbacks.append(GradualUnfreezing(
             groups, [1] * config.freeze_epochs + [len(groups)]))
     start = time.perf_counter()
-    history = model.fit(train.as_dataset(), epochs=config.epochs, verbose=verbose,
+    history = model.fit(train.as_dataset(), epochs=config.epochs, verbose=verbose, shuffle=False,
                         validation_data=None if valid is None else valid.as_dataset(),
                         callbacks=callbacks)
     metrics = {k: [float(x) for x in v] for k, v in history.history.items()}
