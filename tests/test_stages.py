@@ -143,3 +143,16 @@ def test_killed_run_resumes_to_the_same_result(data_dir, tmp_path):
     with open(os.path.join(interrupted, "metrics.json")) as f, \
             open(os.path.join(clean, "metrics.json")) as g:
         assert json.load(f)["valid"]["accuracy"] == json.load(g)["valid"]["accuracy"]
+
+
+@pytest.mark.slow
+def test_demo_runs_both_arms(data_dir, tmp_path, capsys):
+    """`ulmfit-tf demo` at toy size (it pretrains a tiny LM when none is bundled)."""
+    out = str(tmp_path / "demo")
+    assert main(["demo", "--out", out, "--data", data_dir, "--pretrained",
+                 str(tmp_path / "none"), "--lm-epochs", "2", "--epochs", "1"]) == 0
+    with open(os.path.join(out, "demo.json")) as f:
+        errors = json.load(f)
+    assert set(errors) == {"ulmfit", "from_scratch"}
+    assert all(0 <= e < 1 for e in errors.values())
+    assert "TREC-6 test error: ULMFiT" in capsys.readouterr().out

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ulmfit_tf.utils import atomic_write
+from ulmfit_tf.training.run_dir import save_figure
 
 
 def classification_report(labels, probabilities, classes):
@@ -58,7 +58,4 @@ def plot_confusion_matrix(report, path, title="confusion matrix"):
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"{title} (error {report['error_rate']:.1%})")
-    fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -35,7 +35,8 @@ def lstm_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias, mask=None):
         pass
     projected = tf.einsum("bti,ig->tbg", inputs, kernel) + bias
     if mask is None:
-        outputs, c = _lstm_loop(projected, recurrent_kernel, h0, c0)
+        outputs, c = _lstm_loop(projected, tf.ones([], projected.dtype), recurrent_kernel,
+                                h0, c0)
     else:
         keep = tf.cast(tf.transpose(mask)[:, :, tf.newaxis], projected.dtype)
         outputs, c = _masked_lstm_loop(projected, keep, recurrent_kernel, h0, c0)
@@ -50,82 +51,62 @@ def _cell(z, c):
     return o * tanh_c, c, tf.concat([i, f, g, o], -1), tanh_c
 
 
-@tf.custom_gradient
-def _lstm_loop(projected, recurrent_kernel, h0, c0):
-    """Time-major loop: projected [T, B, 4H] -> (hs [T, B, H], final c)."""
+def _make_loop(masked):
+    """The CPU loop, with or without a mask (chosen when traced, so the
+    unmasked language-model path pays nothing for masking)."""
 
-    def step(carry, z_in):
-        h, c = carry[0], carry[1]
-        return _cell(z_in + tf.matmul(h, recurrent_kernel), c)
+    @tf.custom_gradient
+    def loop(projected, keep, recurrent_kernel, h0, c0):
+        """Time-major: projected [T, B, 4H], keep [T, B, 1] (1.0 for a real
+        step; ignored unless masked) -> (hs [T, B, H], final c). A masked
+        step leaves the state unchanged."""
 
-    # Shaped like the state (whose batch size may be unknown where the
-    # inputs' is known), so the loop's shapes stay the same every iteration.
-    zeros_gates = tf.zeros_like(tf.concat([h0] * 4, -1))
-    hs, cs, gates, tanh_cs = tf.scan(step, projected, initializer=(h0, c0, zeros_gates, c0))
+        def step(carry, inputs):
+            h, c = carry[0], carry[1]
+            z_in, k = inputs
+            h_new, c_new, gates, tanh_c = _cell(z_in + tf.matmul(h, recurrent_kernel), c)
+            if masked:
+                h_new, c_new = h + k * (h_new - h), c + k * (c_new - c)
+            return h_new, c_new, gates, tanh_c
 
-    def grad(d_hs, d_c_final):
-        h_prev = tf.concat([h0[tf.newaxis], hs[:-1]], 0)
-        c_prev = tf.concat([c0[tf.newaxis], cs[:-1]], 0)
-        recurrent_t = tf.transpose(recurrent_kernel)
-        d_c_final = tf.zeros_like(c0) if d_c_final is None else d_c_final
+        # Shaped like the state (whose batch size may be unknown where the
+        # inputs' is known), so the loop's shapes stay the same every step.
+        zeros_gates = tf.zeros_like(tf.concat([h0] * 4, -1))
+        steps_keep = keep if masked else tf.zeros_like(projected[:, :, :1])
+        hs, cs, gates, tanh_cs = tf.scan(step, (projected, steps_keep),
+                                         initializer=(h0, c0, zeros_gates, c0))
 
-        def back_step(carry, inputs):
-            d_h_next, d_c_next = carry[0], carry[1]
-            d_h_out, gate, tanh_c, c_before = inputs
-            i, f, g, o = tf.split(gate, 4, axis=-1)
-            d_h = d_h_out + d_h_next
-            d_c = d_c_next + d_h * o * (1 - tanh_c * tanh_c)
-            d_z = tf.concat([d_c * g * i * (1 - i), d_c * c_before * f * (1 - f),
-                             d_c * i * (1 - g * g), d_h * tanh_c * o * (1 - o)], -1)
-            return tf.matmul(d_z, recurrent_t), d_c * f, d_z
+        def grad(d_hs, d_c_final):
+            h_prev = tf.concat([h0[tf.newaxis], hs[:-1]], 0)
+            c_prev = tf.concat([c0[tf.newaxis], cs[:-1]], 0)
+            recurrent_t = tf.transpose(recurrent_kernel)
+            d_c_final = tf.zeros_like(c0) if d_c_final is None else d_c_final
 
-        d_h0, d_c0, d_z = tf.scan(
-            back_step, (d_hs, gates, tanh_cs, c_prev),
-            initializer=(tf.zeros_like(h0), d_c_final, zeros_gates), reverse=True)
-        d_recurrent = tf.einsum("tbh,tbg->hg", h_prev, d_z)
-        return d_z, d_recurrent, d_h0[0], d_c0[0]
+            def back_step(carry, inputs):
+                d_h_next, d_c_next = carry[0], carry[1]
+                d_h_out, gate, tanh_c, c_before, k = inputs
+                i, f, g, o = tf.split(gate, 4, axis=-1)
+                d_h_total = d_h_out + d_h_next
+                d_h = k * d_h_total if masked else d_h_total
+                d_c = (k * d_c_next if masked else d_c_next) + d_h * o * (1 - tanh_c * tanh_c)
+                d_z = tf.concat([d_c * g * i * (1 - i), d_c * c_before * f * (1 - f),
+                                 d_c * i * (1 - g * g), d_h * tanh_c * o * (1 - o)], -1)
+                d_h_prev, d_c_prev = tf.matmul(d_z, recurrent_t), d_c * f
+                if masked:  # a masked step passes its gradients straight through
+                    d_h_prev += (1 - k) * d_h_total
+                    d_c_prev += (1 - k) * d_c_next
+                return d_h_prev, d_c_prev, d_z
 
-    return (hs, cs[-1]), grad
+            d_h0, d_c0, d_z = tf.scan(
+                back_step, (d_hs, gates, tanh_cs, c_prev, steps_keep),
+                initializer=(tf.zeros_like(h0), d_c_final, zeros_gates), reverse=True)
+            # The weight gradient of all steps in one matmul, after the loop.
+            d_recurrent = tf.einsum("tbh,tbg->hg", h_prev, d_z)
+            return d_z, tf.zeros_like(keep), d_recurrent, d_h0[0], d_c0[0]
+
+        return (hs, cs[-1]), grad
+
+    return loop
 
 
-@tf.custom_gradient
-def _masked_lstm_loop(projected, keep, recurrent_kernel, h0, c0):
-    """As `_lstm_loop`, where steps with keep == 0 leave the state unchanged."""
-
-    def step(carry, inputs):
-        h, c = carry[0], carry[1]
-        z_in, k = inputs
-        h_new, c_new, gates, tanh_c = _cell(z_in + tf.matmul(h, recurrent_kernel), c)
-        return h + k * (h_new - h), c + k * (c_new - c), gates, tanh_c
-
-    zeros_gates = tf.zeros_like(tf.concat([h0] * 4, -1))
-    hs, cs, gates, tanh_cs = tf.scan(step, (projected, keep),
-                                     initializer=(h0, c0, zeros_gates, c0))
-
-    def grad(d_hs, d_c_final):
-        h_prev = tf.concat([h0[tf.newaxis], hs[:-1]], 0)
-        c_prev = tf.concat([c0[tf.newaxis], cs[:-1]], 0)
-        recurrent_t = tf.transpose(recurrent_kernel)
-        d_c_final = tf.zeros_like(c0) if d_c_final is None else d_c_final
-
-        def back_step(carry, inputs):
-            d_h_next, d_c_next = carry[0], carry[1]
-            d_h_out, gate, tanh_c, c_before, k = inputs
-            i, f, g, o = tf.split(gate, 4, axis=-1)
-            d_h_total = d_h_out + d_h_next
-            d_h = k * d_h_total
-            d_c = k * d_c_next + d_h * o * (1 - tanh_c * tanh_c)
-            d_z = tf.concat([d_c * g * i * (1 - i), d_c * c_before * f * (1 - f),
-                             d_c * i * (1 - g * g), d_h * tanh_c * o * (1 - o)], -1)
-            # A masked step passes its gradients straight through.
-            d_h_prev = tf.matmul(d_z, recurrent_t) + (1 - k) * d_h_total
-            d_c_prev = d_c * f + (1 - k) * d_c_next
-            return d_h_prev, d_c_prev, d_z
-
-        d_h0, d_c0, d_z = tf.scan(
-            back_step, (d_hs, gates, tanh_cs, c_prev, keep),
-            initializer=(tf.zeros_like(h0), d_c_final, zeros_gates), reverse=True)
-        d_recurrent = tf.einsum("tbh,tbg->hg", h_prev, d_z)
-        return d_z, tf.zeros_like(keep), d_recurrent, d_h0[0], d_c0[0]
-
-    return (hs, cs[-1]), grad
+_lstm_loop, _masked_lstm_loop = _make_loop(masked=False), _make_loop(masked=True)

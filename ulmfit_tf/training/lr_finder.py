@@ -5,7 +5,7 @@ import math
 import keras
 import numpy as np
 
-from ulmfit_tf.utils import atomic_write
+from ulmfit_tf.training.run_dir import save_figure
 
 
 class _ExponentialRate(keras.callbacks.Callback):
@@ -83,7 +83,4 @@ def plot_lr_find(rates, losses, suggestion, path):
     ax.set_xlabel("learning rate")
     ax.set_ylabel("smoothed training loss")
     ax.legend()
-    fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

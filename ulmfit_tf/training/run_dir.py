@@ -35,6 +35,16 @@ def save_model(model, path):
             os.remove(tmp)
 
 
+def save_figure(fig, path):
+    """Writes a matplotlib figure as PNG (temporary name, then rename) and closes it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+
+
 def plot_history(history, path, title, batch_losses=None):
     """Training curves as a PNG: per-epoch losses, and per-batch loss if given."""
     import matplotlib
@@ -62,10 +72,7 @@ def plot_history(history, path, title, batch_losses=None):
         ax.set_xlabel("training step")
         ax.set_ylabel("training loss")
         ax.legend()
-    fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 class BatchLossRecorder(keras.callbacks.Callback):
