@@ -22,10 +22,19 @@ def _prepare(args):
     tokens = tokenize_corpus(data.texts, num_workers=args.workers, progress=True)
     elapsed = time.time() - start
     n_tokens = sum(map(len, tokens))
-    vocab = Vocab.build(tokens, max_vocab=args.max_vocab, min_freq=args.min_freq)
+    if args.subword_vocab:
+        from ulmfit_tf.text.subword import SubwordEncoder
+
+        subwords = SubwordEncoder.train(tokens, args.subword_vocab)
+        vocab, encode = subwords.vocab, subwords.encode
+    else:
+        vocab = Vocab.build(tokens, max_vocab=args.max_vocab, min_freq=args.min_freq)
+        encode = vocab.encode
     with atomic_directory(args.out) as tmp:
         vocab.save(os.path.join(tmp, "vocab.txt"))
-        TokenFile.write(os.path.join(tmp, "tokens"), (vocab.encode(t) for t in tokens))
+        if args.subword_vocab:
+            subwords.save(os.path.join(tmp, "spm.model"))
+        TokenFile.write(os.path.join(tmp, "tokens"), (encode(t) for t in tokens))
         config = {"command": "prepare", **{k: v for k, v in vars(args).items() if k != "func"}}
         with open(os.path.join(tmp, "config.json"), "w") as f:
             json.dump(config, f, indent=2)
@@ -354,6 +363,9 @@ def build_parser():
     p.add_argument("--max-vocab", type=int, default=60000)
     p.add_argument("--min-freq", type=int, default=3)
     p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--subword-vocab", type=int, default=None,
+                   help="SentencePiece subwords of this vocabulary size instead of words "
+                        "(for pretraining; exports need tensorflow-text in the server)")
     p.set_defaults(func=_prepare)
 
     p = sub.add_parser("pretrain", help="train an AWD-LSTM language model (ULMFiT stage 1)")
