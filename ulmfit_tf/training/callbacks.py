@@ -111,3 +111,30 @@ class ReseedEachEpoch(keras.callbacks.Callback):
                          if v.path.endswith("seed_generator_state")), key=lambda v: v.path)
         for i, state in enumerate(states):
             state.assign(np.array([self.seed * 7919 + i, epoch], state.dtype))
+
+
+class ProgressLog(keras.callbacks.Callback):
+    """Progress lines for logs (no terminal, so no progress bar): every
+    `every` of an epoch's steps, the step, the loss and the elapsed time."""
+
+    def __init__(self, every=0.1, stream=None):
+        super().__init__()
+        self.every, self.stream = every, stream
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import time
+
+        self._epoch, self._start, self._next = epoch, time.perf_counter(), self.every
+
+    def on_train_batch_end(self, batch, logs=None):
+        import sys
+        import time
+
+        steps = self.params.get("steps") or 0
+        if steps and (batch + 1) / steps >= self._next:
+            self._next += self.every
+            loss = (logs or {}).get("loss")
+            print(f"epoch {self._epoch + 1}: step {batch + 1}/{steps}"
+                  + (f", loss {float(loss):.4f}" if loss is not None else "")
+                  + f", {time.perf_counter() - self._start:.0f} s",
+                  file=self.stream or sys.stdout, flush=True)

@@ -13,7 +13,7 @@ from ulmfit_tf.evaluation import classification_report, plot_confusion_matrix
 from ulmfit_tf.models import AWDLSTM, AWDLSTMClassifier, AWDLSTMLanguageModel
 from ulmfit_tf.models.classifier import TASKS
 from ulmfit_tf.text.rules import BOS_ID
-from ulmfit_tf.training.callbacks import GradualUnfreezing, ReseedEachEpoch
+from ulmfit_tf.training.callbacks import GradualUnfreezing, ProgressLog, ReseedEachEpoch
 from ulmfit_tf.training.language_model import DataEpoch
 from ulmfit_tf.training.optimizers import DiscriminativeAdam, discriminative_multipliers
 from ulmfit_tf.training.run_dir import (BatchLossRecorder, plot_history, save_model,
@@ -152,6 +152,8 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
         callbacks.append(GradualUnfreezing(groups))
     callbacks += list(extra_callbacks)
     start = time.perf_counter()
+    if verbose == 2:  # a log, not a terminal: progress lines within each epoch
+        callbacks.append(ProgressLog())
     history = model.fit(train.as_dataset(), epochs=config.epochs, verbose=verbose, shuffle=False,
                         validation_data=None if valid is None else valid.as_dataset(),
                         callbacks=callbacks)

@@ -14,7 +14,7 @@ from ulmfit_tf.models import AWDLSTM, AWDLSTMLanguageModel
 from ulmfit_tf.text.rules import BOS_ID
 from ulmfit_tf.training.run_dir import (BatchLossRecorder, plot_history, save_model,
                                         write_config, write_json)
-from ulmfit_tf.training.callbacks import GradualUnfreezing, ReseedEachEpoch
+from ulmfit_tf.training.callbacks import GradualUnfreezing, ProgressLog, ReseedEachEpoch
 from ulmfit_tf.training.optimizers import DiscriminativeAdam, discriminative_multipliers
 from ulmfit_tf.training.schedules import OneCycle, SlantedTriangular
 
@@ -176,6 +176,8 @@ def train_language_model(train_docs, valid_docs, vocab, config, run_dir, model=N
         callbacks.append(GradualUnfreezing(
             groups, [1] * config.freeze_epochs + [len(groups)]))
     start = time.perf_counter()
+    if verbose == 2:  # a log, not a terminal: progress lines within each epoch
+        callbacks.append(ProgressLog())
     history = model.fit(train.as_dataset(), epochs=config.epochs, verbose=verbose, shuffle=False,
                         validation_data=None if valid is None else valid.as_dataset(),
                         callbacks=callbacks)
