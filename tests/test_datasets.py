@@ -25,7 +25,8 @@ def test_trec_from_env_mirror(data_dir, monkeypatch):
 def test_imdb_train(imdb_train):
     assert len(imdb_train) == 25000
     assert np.bincount(imdb_train.labels).tolist() == [12500, 12500]
-    neg, pos = imdb_train.ratings[imdb_train.labels == 0], imdb_train.ratings[imdb_train.labels == 1]
+    ratings, labels = imdb_train.ratings, imdb_train.labels
+    neg, pos = ratings[labels == 0], ratings[labels == 1]
     assert neg.max() <= 4 and pos.min() >= 7
     assert "<br />" in "".join(imdb_train.texts[:200])
 

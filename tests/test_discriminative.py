@@ -307,3 +307,22 @@ def test_mirrored_strategy_matches_single_device():
     assert float(out["lm_max_abs_diff"]) < 1e-5
     assert int(out["steps"]) == 12
     assert out["classifier_groups_moved"] == "[4]"
+
+
+@pytest.mark.parametrize("task, loss, y", [
+    ("multi_label", "binary_crossentropy", np.array([[1, 0, 1], [0, 1, 0]] * 8, np.float32)),
+    ("regression", "mean_squared_error", np.linspace(0, 1, 16, dtype=np.float32)[:, None]),
+])
+def test_multi_label_and_regression_heads(task, loss, y):
+    keras.utils.set_random_seed(0)
+    encoder = AWDLSTM(30, embedding_dim=8, hidden_dim=12, num_layers=2, mask_padding=True,
+                      output_bias=False)
+    clf = AWDLSTMClassifier(encoder, y.shape[1], task=task, max_len=10, bptt=5)
+    x = data(16)[0]
+    out = clf(x)
+    if task == "multi_label":  # independent sigmoids, not a softmax
+        assert np.all((out.numpy() > 0) & (out.numpy() < 1))
+        assert not np.allclose(out.numpy().sum(1), 1)
+    clf.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)
+    history = clf.fit(x, y, epochs=20, batch_size=8, verbose=0).history["loss"]
+    assert history[-1] < 0.8 * history[0]  # it fits the targets

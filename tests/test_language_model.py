@@ -2,7 +2,6 @@ import keras
 import keras_hub
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from ulmfit_tf.data import LMStream
 from ulmfit_tf.generation import SAMPLERS, detokenize, generate, generate_ids, make_sampler

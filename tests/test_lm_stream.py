@@ -50,7 +50,8 @@ def test_each_epoch_reshuffles_and_is_reproducible():
 def test_no_shuffle_keeps_document_order():
     docs = make_docs()
     stream = LMStream(docs, batch_size=1, bptt=10, shuffle=False)
-    np.testing.assert_array_equal(stream.streams(5)[0], np.concatenate(docs)[:stream.stream_length + 1])
+    expected = np.concatenate(docs)[:stream.stream_length + 1]
+    np.testing.assert_array_equal(stream.streams(5)[0], expected)
 
 
 def test_variable_bptt_distribution():

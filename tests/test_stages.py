@@ -156,3 +156,19 @@ def test_demo_runs_both_arms(data_dir, tmp_path, capsys):
     assert set(errors) == {"ulmfit", "from_scratch"}
     assert all(0 <= e < 1 for e in errors.values())
     assert "TREC-6 test error: ULMFiT" in capsys.readouterr().out
+
+
+def test_backwards_classifier_reads_reversed_texts():
+    from ulmfit_tf.training.classifier import predict_probabilities
+
+    class Spy:
+        seen = []
+
+        def predict_on_batch(self, ids):
+            Spy.seen.append(ids.copy())
+            return np.zeros((len(ids), 2), np.float32)
+
+    docs = [np.array([2, 10, 11, 12]), np.array([2, 13])]
+    predict_probabilities(Spy(), docs, backwards=True)
+    rows = {tuple(r[r != 1]) for batch in Spy.seen for r in batch}
+    assert rows == {(12, 11, 10, 2), (13, 2)}

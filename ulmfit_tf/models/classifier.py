@@ -77,7 +77,8 @@ def masked_concat_pool(outputs, lengths):
     last = tf.gather(outputs, safe_lengths - 1, batch_dims=1)
     lowest = tf.cast(outputs.dtype.min, outputs.dtype)
     max_pool = tf.reduce_max(outputs * mask + (1 - mask) * lowest, axis=1)
-    mean_pool = tf.reduce_sum(outputs * mask, axis=1) / tf.cast(safe_lengths, outputs.dtype)[:, None]
+    counts = tf.cast(safe_lengths, outputs.dtype)[:, tf.newaxis]
+    mean_pool = tf.reduce_sum(outputs * mask, axis=1) / counts
     has_tokens = tf.cast(lengths > 0, outputs.dtype)[:, tf.newaxis]
     return tf.concat([last, max_pool * has_tokens, mean_pool], axis=-1)
 
