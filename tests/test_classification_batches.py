@@ -53,7 +53,9 @@ def test_max_len_keeps_first_tokens():
 
 def test_dataset_dtypes():
     docs, labels = docs_and_labels(40)
-    ds = ClassificationBatches(docs, labels, batch_size=8).as_dataset()
+    batches = ClassificationBatches(docs, labels, batch_size=8)
+    ds = batches.as_dataset()
+    assert int(ds.cardinality()) == len(batches) == 5
     ids, y = next(iter(ds))
     assert ids.dtype.name == "int32" and y.dtype.name == "int32"
 

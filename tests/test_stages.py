@@ -77,7 +77,7 @@ def test_three_stages_on_trec_beat_the_majority_class(three_stages, trec):
         report = json.load(f)
     majority = np.bincount(trec[1].labels).max() / len(trec[1])
     assert report["count"] == 500
-    assert report["accuracy"] > majority + 0.3, (report["accuracy"], majority)
+    assert report["accuracy"] > majority + 0.25, (report["accuracy"], majority)
     assert sorted(os.listdir(three_stages["classifier"])) == [
         "classes.json", "config.json", "confusion_test.png", "confusion_valid.png",
         "history.png", "metrics.json", "model.keras", "test_metrics.json", "vocab.txt"]

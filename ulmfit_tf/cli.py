@@ -15,6 +15,7 @@ def _prepare(args):
     from ulmfit_tf.corpus import read_texts
     from ulmfit_tf.data import TokenFile
     from ulmfit_tf.text import Vocab, tokenize_corpus
+    from ulmfit_tf.training.run_dir import write_config, write_json
     from ulmfit_tf.utils import atomic_directory
 
     data = read_texts(args.corpus, source=args.data)
@@ -35,14 +36,11 @@ def _prepare(args):
         if args.subword_vocab:
             subwords.save(os.path.join(tmp, "spm.model"))
         TokenFile.write(os.path.join(tmp, "tokens"), (encode(t) for t in tokens))
-        config = {"command": "prepare", **{k: v for k, v in vars(args).items() if k != "func"}}
-        with open(os.path.join(tmp, "config.json"), "w") as f:
-            json.dump(config, f, indent=2)
+        write_config(tmp, {k: v for k, v in vars(args).items() if k != "func"})
         metrics = {"documents": len(tokens), "tokens": n_tokens, "vocab_size": len(vocab),
                    "tokenize_seconds": round(elapsed, 2),
                    "tokens_per_second": round(n_tokens / max(elapsed, 1e-9))}
-        with open(os.path.join(tmp, "metrics.json"), "w") as f:
-            json.dump(metrics, f, indent=2)
+        write_json(os.path.join(tmp, "metrics.json"), metrics)
     print(json.dumps(metrics))
 
 

@@ -109,5 +109,7 @@ class ClassificationBatches:
             dtype = tf.as_dtype(self.labels.dtype if self.labels.dtype != np.int64 else np.int32)
             signature = (ids_spec, tf.TensorSpec((None,) + self.labels.shape[1:], dtype))
             self.labels = self.labels.astype(dtype.as_numpy_dtype)
-        return tf.data.Dataset.from_generator(
-            self.batches, output_signature=signature).prefetch(2)
+        dataset = tf.data.Dataset.from_generator(self.batches, output_signature=signature)
+        # A known length: Keras shows a full progress bar and does not warn
+        # "ran out of data" at the end of the first epoch.
+        return dataset.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
