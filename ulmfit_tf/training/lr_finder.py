@@ -52,7 +52,8 @@ def lr_find(model, dataset, start_lr=1e-7, end_lr=10.0, num_steps=100):
         if model.optimizer.built else None
     finder = _ExponentialRate(start_lr, end_lr, num_steps)
     data = dataset.repeat()
-    model.fit(data, epochs=1, steps_per_epoch=num_steps, callbacks=[finder], verbose=0)
+    model.fit(data, epochs=1, steps_per_epoch=num_steps, callbacks=[finder], verbose=0,
+              shuffle=False)
     for v, w in zip(model.variables, weights):
         v.assign(w)
     if optimizer_state is not None:
