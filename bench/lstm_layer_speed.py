@@ -11,7 +11,6 @@ tf.scan loop, our loop with a hand-written backward pass
 import argparse
 import time
 
-import numpy as np
 import tensorflow as tf
 
 B, T, I, H = 64, 70, 400, 1152

@@ -77,6 +77,20 @@ class GradualUnfreezing(keras.callbacks.Callback):
         self.model.make_train_function(force=True)
 
 
+class DataEpoch(keras.callbacks.Callback):
+    """Keeps the training batches on the epoch fit is at (and validation on
+    epoch 0), so a resumed run reads the same batches as an uninterrupted one."""
+
+    def __init__(self, train, valid=None):
+        super().__init__()
+        self.train, self.valid = train, valid
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.train.epoch = epoch
+        if self.valid is not None:
+            self.valid.epoch = 0
+
+
 class StopAfterEpoch(keras.callbacks.Callback):
     """Kills the process after an epoch (after checkpoints are written):
     how the tests interrupt a run to check that resuming loses nothing."""

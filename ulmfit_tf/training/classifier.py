@@ -3,7 +3,6 @@
 import dataclasses
 import json
 import os
-import time
 
 import keras
 import numpy as np
@@ -13,11 +12,10 @@ from ulmfit_tf.evaluation import classification_report, plot_confusion_matrix
 from ulmfit_tf.models import AWDLSTM, AWDLSTMClassifier, AWDLSTMLanguageModel
 from ulmfit_tf.models.classifier import TASKS
 from ulmfit_tf.text.rules import BOS_ID
-from ulmfit_tf.training.callbacks import GradualUnfreezing, ProgressLog, ReseedEachEpoch
-from ulmfit_tf.training.language_model import DataEpoch
+from ulmfit_tf.training.callbacks import GradualUnfreezing
 from ulmfit_tf.training.optimizers import DiscriminativeAdam, discriminative_multipliers
-from ulmfit_tf.training.run_dir import (BatchLossRecorder, plot_history, save_model,
-                                        write_config, write_json)
+from ulmfit_tf.training.run_dir import (fit_run, plot_history, save_model, write_config,
+                                        write_json)
 from ulmfit_tf.training.schedules import OneCycle, SlantedTriangular
 
 
@@ -145,20 +143,11 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     vocab.save(os.path.join(run_dir, "vocab.txt"))
     write_json(os.path.join(run_dir, "classes.json"), list(classes))
 
-    batches = BatchLossRecorder()
-    callbacks = [keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-                 DataEpoch(train, valid), ReseedEachEpoch(config.seed), batches]
-    if config.gradual_unfreezing:
-        callbacks.append(GradualUnfreezing(groups))
-    callbacks += list(extra_callbacks)
-    start = time.perf_counter()
-    if verbose == 2:  # a log, not a terminal: progress lines within each epoch
-        callbacks.append(ProgressLog())
-    history = model.fit(train.as_dataset(), epochs=config.epochs, verbose=verbose, shuffle=False,
-                        validation_data=None if valid is None else valid.as_dataset(),
-                        callbacks=callbacks)
-    summary = {"history": {k: [float(x) for x in v] for k, v in history.history.items()},
-               "wall_seconds": round(time.perf_counter() - start, 1)}
+    callbacks = [GradualUnfreezing(groups)] if config.gradual_unfreezing else []
+    history, seconds, batch_losses = fit_run(model, train, valid, config.epochs, run_dir,
+                                             config.seed, [*callbacks, *extra_callbacks],
+                                             verbose)
+    summary = {"history": history, "wall_seconds": seconds}
     if valid is not None and config.task == "single_label":
         report = classification_report(valid_labels, predict_probabilities(model, valid_docs),
                                        classes)
@@ -168,7 +157,7 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     save_model(model, os.path.join(run_dir, "model.keras"))
     write_json(os.path.join(run_dir, "metrics.json"), summary)
     plot_history(summary["history"], os.path.join(run_dir, "history.png"), "classifier",
-                 batch_losses=batches.losses)
+                 batch_losses=batch_losses)
     return model, summary
 
 

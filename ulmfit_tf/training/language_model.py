@@ -12,9 +12,9 @@ import numpy as np
 from ulmfit_tf.data import LMStream
 from ulmfit_tf.models import AWDLSTM, AWDLSTMLanguageModel
 from ulmfit_tf.text.rules import BOS_ID
-from ulmfit_tf.training.run_dir import (BatchLossRecorder, plot_history, save_model,
-                                        write_config, write_json)
-from ulmfit_tf.training.callbacks import GradualUnfreezing, ProgressLog, ReseedEachEpoch
+from ulmfit_tf.training.run_dir import (fit_run, plot_history, save_model, write_config,
+                                        write_json)
+from ulmfit_tf.training.callbacks import GradualUnfreezing
 from ulmfit_tf.training.optimizers import DiscriminativeAdam, discriminative_multipliers
 from ulmfit_tf.training.schedules import OneCycle, SlantedTriangular
 
@@ -94,20 +94,6 @@ def compile_language_model(model, config, total_steps):
     return model
 
 
-class DataEpoch(keras.callbacks.Callback):
-    """Keeps the training batches on the epoch fit is at (and validation on
-    epoch 0), so a resumed run reads the same batches as an uninterrupted one."""
-
-    def __init__(self, train, valid=None):
-        super().__init__()
-        self.train, self.valid = train, valid
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.train.epoch = epoch
-        if self.valid is not None:
-            self.valid.epoch = 0
-
-
 class _Throughput(keras.callbacks.Callback):
     def __init__(self, stream):
         super().__init__()
@@ -168,21 +154,15 @@ def train_language_model(train_docs, valid_docs, vocab, config, run_dir, model=N
                  valid_tokens=0 if valid is None else valid.num_tokens)
     vocab.save(os.path.join(run_dir, "vocab.txt"))
 
-    throughput, batches = _Throughput(train), BatchLossRecorder()
-    callbacks = [keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-                 DataEpoch(train, valid), ReseedEachEpoch(config.seed), throughput, batches]
+    throughput = _Throughput(train)
+    callbacks = [throughput]
     if config.freeze_epochs:
         groups = model.layer_groups
         callbacks.append(GradualUnfreezing(
             groups, [1] * config.freeze_epochs + [len(groups)]))
-    start = time.perf_counter()
-    if verbose == 2:  # a log, not a terminal: progress lines within each epoch
-        callbacks.append(ProgressLog())
-    history = model.fit(train.as_dataset(), epochs=config.epochs, verbose=verbose, shuffle=False,
-                        validation_data=None if valid is None else valid.as_dataset(),
-                        callbacks=callbacks)
-    metrics = {k: [float(x) for x in v] for k, v in history.history.items()}
-    summary = {"history": metrics, "wall_seconds": round(time.perf_counter() - start, 1),
+    metrics, seconds, batch_losses = fit_run(model, train, valid, config.epochs, run_dir,
+                                             config.seed, callbacks, verbose)
+    summary = {"history": metrics, "wall_seconds": seconds,
                "train_tokens_per_second": round(throughput.tokens / max(throughput.seconds, 1e-9))}
     if metrics.get("val_loss"):
         summary["val_perplexity"] = math.exp(metrics["val_loss"][-1])
@@ -190,5 +170,5 @@ def train_language_model(train_docs, valid_docs, vocab, config, run_dir, model=N
     write_json(os.path.join(run_dir, "metrics.json"), summary)
     if metrics:
         plot_history(metrics, os.path.join(run_dir, "history.png"), "language model",
-                     batch_losses=batches.losses)
+                     batch_losses=batch_losses)
     return model, summary

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import time
 
 import keras
 
@@ -93,3 +94,25 @@ class BatchLossRecorder(keras.callbacks.Callback):
             mean = float(logs["loss"])
             self.losses.append((batch + 1) * mean - batch * self._previous_mean)
             self._previous_mean = mean
+
+
+def fit_run(model, train, valid, epochs, run_dir, seed, callbacks=(), verbose=1):
+    """`model.fit` as every stage runs it: resumable from ``run_dir/backup``,
+    data and dropout seeded by epoch (so a resumed run equals an uninterrupted
+    one), progress lines when the output is a log.
+
+    Returns (history dict, wall seconds, per-batch training losses).
+    """
+    from ulmfit_tf.training.callbacks import DataEpoch, ProgressLog, ReseedEachEpoch
+
+    batches = BatchLossRecorder()
+    all_callbacks = [keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+                     DataEpoch(train, valid), ReseedEachEpoch(seed), batches, *callbacks]
+    if verbose == 2:  # a log, not a terminal: progress lines within each epoch
+        all_callbacks.append(ProgressLog())
+    start = time.perf_counter()
+    history = model.fit(train.as_dataset(), epochs=epochs, verbose=verbose, shuffle=False,
+                        validation_data=None if valid is None else valid.as_dataset(),
+                        callbacks=all_callbacks)
+    history = {k: [float(x) for x in v] for k, v in history.history.items()}
+    return history, round(time.perf_counter() - start, 1), batches.losses
