@@ -1,0 +1,47 @@
+"""Perplexity of a language-model run on the WikiText-2 validation split.
+
+    python bench/wikitext2_perplexity.py saved_models/general-en-small [--data ../shared/data]
+
+The file is read as one document per article (" = Title = " headings), put
+through the ULMFiT rules (``<unk>`` -> ``xxunk``, ``@-@`` markers joined) and
+the run's vocabulary; prints the perplexity over all tokens (xxunk included,
+so it is not comparable with word-level WikiText figures of other vocabularies)
+and the share of unknown tokens.
+"""
+
+import argparse
+import math
+import os
+import re
+
+import numpy as np
+
+
+def main():
+    import keras
+
+    import ulmfit_tf  # noqa: F401
+    from ulmfit_tf.data import LMStream
+    from ulmfit_tf.text import Vocab, tokenize_corpus
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run")
+    parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..",
+                                                       "shared", "data"))
+    args = parser.parse_args()
+    with open(os.path.join(args.data, "wikitext-2", "wiki.valid.tokens"), encoding="utf-8") as f:
+        text = f.read()
+    articles = [a for a in re.split(r"\n (?== [^=])", text) if a.strip()]
+    vocab = Vocab.load(os.path.join(args.run, "vocab.txt"))
+    docs = [vocab.encode(t) for t in tokenize_corpus(articles)]
+    ids = np.concatenate(docs)
+    model = keras.saving.load_model(os.path.join(args.run, "model.keras"), compile=False)
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    stream = LMStream(docs, batch_size=32, bptt=70, variable_bptt=False, shuffle=False)
+    loss = model.evaluate(stream.as_dataset(), verbose=0)
+    print(f"{len(articles)} articles, {len(ids):,} tokens, xxunk {np.mean(ids == 0):.1%}: "
+          f"perplexity {math.exp(loss):.1f}")
+
+
+if __name__ == "__main__":
+    main()
