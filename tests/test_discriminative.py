@@ -44,6 +44,16 @@ def snapshot(clf):
     return {v.path: v.numpy().copy() for v in clf.weights}
 
 
+def test_eager_call_equals_graph_call_on_long_texts():
+    """Texts longer than max_len take the chunked (BPT3C) path in both modes."""
+    clf = small_classifier()
+    x = np.random.default_rng(3).integers(9, 30, (4, 23)).astype(np.int32)
+    x[1, 15:] = 1  # one right-padded row
+    eager = clf(x).numpy()
+    np.testing.assert_allclose(eager, tf.function(clf)(x).numpy(), atol=1e-6)
+    np.testing.assert_allclose(eager, clf.predict(x, verbose=0), atol=1e-6)
+
+
 def test_multipliers_follow_groups():
     clf = small_classifier()
     m = discriminative_multipliers(clf.layer_groups)

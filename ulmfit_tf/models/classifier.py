@@ -172,7 +172,12 @@ class AWDLSTMClassifier(keras.Model):
 
         chunks = prefix.shape[1] // self.bptt if prefix.shape[1] is not None else \
             tf.shape(prefix)[1] // self.bptt
-        if not isinstance(chunks, int) or chunks > 0:
+        if tf.executing_eagerly():
+            # tf.while_loop with maximum_iterations breaks on nested loop
+            # variables when eager; a Python loop does the same there.
+            for i in range(int(chunks)):
+                _, state = read_chunk(i, state)
+        elif not isinstance(chunks, int) or chunks > 0:
             _, state = tf.while_loop(
                 lambda i, state: i < chunks, read_chunk, [0, state],
                 shape_invariants=[tf.TensorShape([]),
