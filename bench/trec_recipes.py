@@ -11,13 +11,8 @@ runs/recipes/<arm>.
 import argparse
 import os
 
-import numpy as np
-
 from ulmfit_tf.cli import _encode, _labelled, _load_lm_run
-from ulmfit_tf.evaluation import classification_report
-from ulmfit_tf.training.classifier import (ClassifierConfig, predict_probabilities,
-                                           train_classifier)
-from ulmfit_tf.training.language_model import split_documents
+from ulmfit_tf.training.classifier import ClassifierConfig, compare_on_test, split_labelled
 
 
 def main():
@@ -31,9 +26,7 @@ def main():
     data, test = _labelled("trec", "train", args.data), _labelled("trec", "test", args.data)
     lm, vocab = _load_lm_run(args.lm)
     docs, test_docs = _encode(data.texts, vocab), _encode(test.texts, vocab)
-    train, valid = split_documents(list(zip(docs, data.labels)), 0.1, 0)
-    split = ([d for d, _ in train], np.array([l for _, l in train]),
-             [d for d, _ in valid], np.array([l for _, l in valid]))
+    split = split_labelled(docs, data.labels, 0.1, 0)
     sizes = {"vocabulary_size": len(vocab), **{
         k: getattr(lm.encoder, k) for k in ("embedding_dim", "hidden_dim", "num_layers")}}
     arms = {
@@ -43,12 +36,10 @@ def main():
         "from_scratch": (sizes, ClassifierConfig(epochs=args.epochs, gradual_unfreezing=False,
                                                  discriminative_factor=None)),
     }
-    for name, (source, config) in arms.items():
-        model, _ = train_classifier(source, *split, data.classes, vocab, config,
-                                    os.path.join(args.out, name), verbose=0)
-        report = classification_report(test.labels, predict_probabilities(model, test_docs),
-                                       test.classes)
-        print(f"{name:26} test error {report['error_rate']:.1%}", flush=True)
+    reports = compare_on_test(arms, split, data.classes, vocab, test_docs, test.labels,
+                              args.out)
+    for name, report in reports.items():
+        print(f"{name:26} test error {report['error_rate']:.1%}")
 
 
 if __name__ == "__main__":

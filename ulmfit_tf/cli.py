@@ -170,8 +170,7 @@ def _train_classifier(args):
     from ulmfit_tf.text import Vocab, tokenize_corpus
     from ulmfit_tf.training.callbacks import StopAfterEpoch
     from ulmfit_tf.training.classifier import (ClassifierConfig, predict_probabilities,
-                                               train_classifier)
-    from ulmfit_tf.training.language_model import split_documents
+                                               split_labelled, train_classifier)
     from ulmfit_tf.training.run_dir import write_json
 
     config = ClassifierConfig(
@@ -190,15 +189,13 @@ def _train_classifier(args):
         docs = [vocab.encode(t) for t in tokens]
         source = {"vocabulary_size": len(vocab), "embedding_dim": args.embedding_dim,
                   "hidden_dim": args.hidden_dim, "num_layers": args.layers}
-    indexed = list(zip(docs, data.labels))
-    train, valid = split_documents(indexed, config.valid_fraction, config.seed)
+    split = split_labelled(docs, data.labels, config.valid_fraction, config.seed)
     extra = []
     if os.environ.get("ULMFIT_TF_STOP_AFTER_EPOCH"):  # used by the resume test
         extra.append(StopAfterEpoch(int(os.environ["ULMFIT_TF_STOP_AFTER_EPOCH"])))
     model, summary = train_classifier(
-        source, [d for d, _ in train], np.array([l for _, l in train]),
-        [d for d, _ in valid], np.array([l for _, l in valid]), data.classes, vocab, config,
-        args.out, verbose=1 if sys.stdout.isatty() else 2, extra_callbacks=extra)
+        source, *split, data.classes, vocab, config, args.out,
+        verbose=1 if sys.stdout.isatty() else 2, extra_callbacks=extra)
     result = {"valid_error": summary.get("valid", {}).get("error_rate")}
     if args.test_split:
         test = _labelled(args.corpus, "test", args.data)
@@ -296,10 +293,7 @@ DEFAULT_PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspat
 
 def _demo(args):
     """ULMFiT's three stages on TREC-6 at small scale, beside a from-scratch baseline."""
-    from ulmfit_tf.evaluation import classification_report
-    from ulmfit_tf.training.classifier import (ClassifierConfig, predict_probabilities,
-                                               train_classifier)
-    from ulmfit_tf.training.language_model import split_documents
+    from ulmfit_tf.training.classifier import ClassifierConfig, compare_on_test, split_labelled
     from ulmfit_tf.training.run_dir import write_json
 
     os.makedirs(args.out, exist_ok=True)
@@ -321,10 +315,7 @@ def _demo(args):
     data, test = _labelled("trec", "train", args.data), _labelled("trec", "test", args.data)
     lm, vocab = _load_lm_run(finetuned)
     docs, test_docs = _encode(data.texts, vocab), _encode(test.texts, vocab)
-    train, valid = split_documents(list(zip(docs, data.labels)), 0.1, args.seed)
-    split = ([d for d, _ in train], np.array([l for _, l in train]),
-             [d for d, _ in valid], np.array([l for _, l in valid]))
-    results = {}
+    split = split_labelled(docs, data.labels, 0.1, args.seed)
     arms = {
         "ulmfit": (lm, ClassifierConfig(epochs=args.epochs, seed=args.seed)),
         # The same architecture and budget from random weights: no pretraining,
@@ -334,13 +325,9 @@ def _demo(args):
             ClassifierConfig(epochs=args.epochs, seed=args.seed, gradual_unfreezing=False,
                              discriminative_factor=None)),
     }
-    for name, (source, config) in arms.items():
-        model, _ = train_classifier(source, *split, data.classes, vocab, config,
-                                    os.path.join(args.out, name), verbose=2)
-        report = classification_report(test.labels, predict_probabilities(model, test_docs),
-                                       test.classes)
-        results[name] = report["error_rate"]
-        write_json(os.path.join(args.out, name, "test_metrics.json"), report)
+    reports = compare_on_test(arms, split, data.classes, vocab, test_docs, test.labels,
+                              args.out, verbose=2)
+    results = {name: report["error_rate"] for name, report in reports.items()}
     write_json(os.path.join(args.out, "demo.json"), results)
     print(f"TREC-6 test error: ULMFiT {results['ulmfit']:.1%}, "
           f"same model from scratch {results['from_scratch']:.1%}")

@@ -161,6 +161,29 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     return model, summary
 
 
+def split_labelled(docs, labels, valid_fraction, seed):
+    """Seeded (train docs, train labels, valid docs, valid labels)."""
+    from ulmfit_tf.training.language_model import split_documents
+
+    train, valid = split_documents(list(zip(docs, labels)), valid_fraction, seed)
+    return ([d for d, _ in train], np.array([l for _, l in train]),
+            [d for d, _ in valid], np.array([l for _, l in valid]))
+
+
+def compare_on_test(arms, split, classes, vocab, test_docs, test_labels, out_dir, verbose=0):
+    """Trains each arm (name -> (source, config)) on the same split and reports
+    its test metrics (also written to ``out_dir/<arm>/test_metrics.json``)."""
+    reports = {}
+    for name, (source, config) in arms.items():
+        model, _ = train_classifier(source, *split, classes, vocab, config,
+                                    os.path.join(out_dir, name), verbose=verbose)
+        reports[name] = classification_report(
+            test_labels, predict_probabilities(model, test_docs, backwards=config.backwards),
+            classes)
+        write_json(os.path.join(out_dir, name, "test_metrics.json"), reports[name])
+    return reports
+
+
 def predict_probabilities(model, docs, batch_size=64, backwards=False):
     """Class probabilities for id arrays, in input order (sorted batches inside)."""
     if backwards:
