@@ -4,8 +4,6 @@ import os
 
 from ulmfit_tf.data import datasets
 
-SOURCES = ("trec", "imdb", "folder", "csv")
-
 
 def read_texts(spec, split="train", source=None, text_column="text", label_column="label"):
     """Reads texts (and labels, when there are any) named by `spec`.
