@@ -301,6 +301,19 @@ MIRRORED = textwrap.dedent("""
         not np.array_equal(after[v.path], before[v.path])
         for layer in group for v in layer.weights if v.trainable)]
     print("classifier_groups_moved", moved)
+
+    # XLA cannot compile the replicated step on CPU devices, so the stages
+    # turn jit_compile off there (resolve_jit_compile).
+    from ulmfit_tf.distribute import resolve_jit_compile
+    print("jit_resolved", resolve_jit_compile(True, strategy))
+    with strategy.scope():
+        dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        dense.compile("sgd", "mse", jit_compile=True)
+    try:
+        dense.fit(np.ones((8, 4), np.float32), np.ones(8, np.float32), verbose=0)
+        print("jit_true_fails False")
+    except tf.errors.InvalidArgumentError as error:
+        print("jit_true_fails", "located in device" in str(error))
 """)
 
 
@@ -317,6 +330,9 @@ def test_mirrored_strategy_matches_single_device():
     assert float(out["lm_max_abs_diff"]) < 1e-5
     assert int(out["steps"]) == 12
     assert out["classifier_groups_moved"] == "[4]"
+    assert out["jit_resolved"] == "False"
+    # If XLA learns to run it, resolve_jit_compile can stop turning it off.
+    assert out["jit_true_fails"] == "True"
 
 
 @pytest.mark.parametrize("task, loss, y", [

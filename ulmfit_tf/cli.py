@@ -338,6 +338,13 @@ def _run_main(argv):
         raise RuntimeError(f"`ulmfit-tf {' '.join(argv)}` failed")
 
 
+def _add_strategy_flag(parser):
+    parser.add_argument(
+        "--strategy", choices=["default", "mirrored", "multi_worker"], default="default",
+        help="tf.distribute strategy: one device, all GPUs of this host, or one process "
+             "per host (cluster from TF_CONFIG); --batch-size is the global batch")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="ulmfit-tf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -373,6 +380,7 @@ def build_parser():
     p.add_argument("--min-freq", type=int, default=3)
     p.add_argument("--backwards", action="store_true", help="train a backward LM")
     p.add_argument("--seed", type=int, default=0)
+    _add_strategy_flag(p)
     p.set_defaults(func=_pretrain)
 
     p = sub.add_parser("generate", help="continue a prompt with a trained language model")
@@ -405,6 +413,7 @@ def build_parser():
     p.add_argument("--min-freq", type=int, default=2)
     p.add_argument("--backwards", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    _add_strategy_flag(p)
     p.set_defaults(func=_finetune_lm)
 
     p = sub.add_parser("train-classifier", help="train a classifier (ULMFiT stage 3: "
@@ -432,6 +441,7 @@ def build_parser():
     p.add_argument("--max-vocab", type=int, default=60000, help="from scratch only")
     p.add_argument("--min-freq", type=int, default=2, help="from scratch only")
     p.add_argument("--seed", type=int, default=0)
+    _add_strategy_flag(p)
     p.set_defaults(func=_train_classifier)
 
     p = sub.add_parser("evaluate", help="accuracy, per-class P/R/F1, confusion matrix; "
@@ -483,7 +493,13 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        if getattr(args, "strategy", "default") != "default":
+            from ulmfit_tf.distribute import make_strategy
+
+            with make_strategy(args.strategy).scope():
+                args.func(args)
+        else:
+            args.func(args)
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"ulmfit-tf {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from ulmfit_tf.text.rules import PAD_ID
+from ulmfit_tf.data.lm_stream import element_sharding
 
 
 class ClassificationBatches:
@@ -112,4 +113,5 @@ class ClassificationBatches:
         dataset = tf.data.Dataset.from_generator(self.batches, output_signature=signature)
         # A known length: Keras shows a full progress bar and does not warn
         # "ran out of data" at the end of the first epoch.
-        return dataset.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
+        return dataset.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(
+            2).with_options(element_sharding())

@@ -190,8 +190,25 @@ class LMStream:
         return self.batches()
 
     def as_dataset(self):
-        """A `tf.data.Dataset`; each pass over it is the next epoch."""
+        """A `tf.data.Dataset`; each pass over it is the next epoch.
+
+        Under a `tf.distribute` strategy every replica reads the same rows
+        of every batch (the strategy splits the global batch into row blocks
+        in order, and each worker keeps its own blocks: DATA sharding), so
+        each replica carries its own contiguous streams and its own state.
+        tests/test_distribute.py checks this on 2 devices and 2 workers.
+        """
         spec = tf.TensorSpec([self.batch_size, None], tf.int32)
         dataset = tf.data.Dataset.from_generator(self.batches, output_signature=(spec, spec))
         return dataset.apply(tf.data.experimental.assert_cardinality(
-            self.batches_per_epoch)).prefetch(2)
+            self.batches_per_epoch)).prefetch(2).with_options(element_sharding())
+
+
+def element_sharding():
+    """Dataset options that shard by elements under a multi-worker strategy
+    (files would be AUTO's first try; a generator has none, and for an
+    `LMStream` the split of each batch into row blocks must hold)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return options

@@ -24,11 +24,11 @@ def build_head(input_dim, num_outputs, task="single_label", hidden_dim=50, dropo
     # Per-replica statistics under tf.distribute, as PyTorch DDP does: Keras'
     # synchronized BatchNorm failed here once GradualUnfreezing retraced the
     # train function ("Shape mismatch in the collective instance").
-    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype,
+    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype, synchronized=True,
                                         name="head_bn_0")(inputs)
     x = keras.layers.Dropout(dropout, dtype=dtype, name="head_dropout_0")(x)
     x = keras.layers.Dense(hidden_dim, activation="relu", dtype=dtype, name="head_dense_0")(x)
-    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype,
+    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype, synchronized=True,
                                         name="head_bn_1")(x)
     x = keras.layers.Dropout(hidden_dropout, dtype=dtype, name="head_dropout_1")(x)
     x = keras.layers.Dense(num_outputs, dtype=dtype, name="head_dense_1")(x)

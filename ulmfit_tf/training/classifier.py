@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from ulmfit_tf.data import ClassificationBatches
+from ulmfit_tf.distribute import is_multi_worker, resolve_jit_compile, worker_run_dir
 from ulmfit_tf.evaluation import classification_report, plot_confusion_matrix
 from ulmfit_tf.models import AWDLSTM, AWDLSTMClassifier, AWDLSTMLanguageModel
 from ulmfit_tf.models.classifier import TASKS
@@ -45,6 +46,9 @@ class ClassifierConfig:
     valid_fraction: float = 0.1
     backwards: bool = False  # read texts right to left (with a backward LM)
     seed: int = 0
+    # True, False or "auto"; off where XLA cannot run the step (see
+    # `ulmfit_tf.distribute.resolve_jit_compile`).
+    jit_compile: object = False
 
     def __post_init__(self):
         if self.schedule not in ("stlr", "one_cycle", "constant"):
@@ -111,9 +115,15 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
             ``model.keras``; an interrupted run resumes from
             ``run_dir/backup`` when started again.
 
+    Under a `tf.distribute` strategy, call it inside ``strategy.scope()``
+    (`source` too must be created there); `config.batch_size` is global.
+    Workers other than a multi-worker cluster's chief write to
+    ``run_dir/workers/<task>``.
+
     Returns:
         (model, summary dict).
     """
+    run_dir = worker_run_dir(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     if config.backwards:
@@ -133,7 +143,8 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
                                    weight_decay=config.weight_decay, beta_1=config.beta_1,
                                    beta_2=config.beta_2, clipnorm=config.clipnorm)
     loss, metrics = _loss(config.task)
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=False)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                  jit_compile=resolve_jit_compile(config.jit_compile, model.distribute_strategy))
 
     write_config(run_dir, config, classes=list(classes), vocabulary_size=len(vocab),
                  total_steps=total_steps, train_docs=len(train_docs),
@@ -189,7 +200,13 @@ def predict_probabilities(model, docs, batch_size=64, backwards=False):
     if backwards:
         docs = [np.asarray(d)[::-1] for d in docs]
     batches = ClassificationBatches(docs, None, batch_size, shuffle=False)
-    outputs = [model.predict_on_batch(ids) for ids in batches.batches(0)]
+    predict = model.predict_on_batch
+    if is_multi_worker(model.distribute_strategy):
+        # Keras would take each worker's batch for a share of one global
+        # batch and gather every worker's outputs; this worker has all.
+        def predict(ids):
+            return keras.ops.convert_to_numpy(model(ids, training=False))
+    outputs = [predict(ids) for ids in batches.batches(0)]
     return batches.unsort(np.concatenate(outputs))
 
 

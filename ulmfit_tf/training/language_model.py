@@ -10,6 +10,7 @@ import keras_hub
 import numpy as np
 
 from ulmfit_tf.data import LMStream
+from ulmfit_tf.distribute import resolve_jit_compile, worker_run_dir
 from ulmfit_tf.models import AWDLSTM, AWDLSTMLanguageModel
 from ulmfit_tf.text.rules import BOS_ID
 from ulmfit_tf.training.run_dir import (fit_run, plot_history, save_model, write_config,
@@ -43,6 +44,9 @@ class LanguageModelConfig:
     valid_fraction: float = 0.05
     backwards: bool = False
     seed: int = 0
+    # True, False or "auto"; off where XLA cannot run the step (see
+    # `ulmfit_tf.distribute.resolve_jit_compile`).
+    jit_compile: object = False
     # Stage 2 (fine-tuning): per-group rates (top group / factor ** depth) and
     # epochs that train only the top group (embedding + decoder) first.
     discriminative_factor: float = None
@@ -90,7 +94,8 @@ def compile_language_model(model, config, total_steps):
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras_hub.metrics.Perplexity(from_logits=True, name="perplexity")],
-                  jit_compile=False)  # sequence lengths vary: XLA would recompile often
+                  # Off by default: sequence lengths vary, so XLA would recompile often.
+                  jit_compile=resolve_jit_compile(config.jit_compile, model.distribute_strategy))
     return model
 
 
@@ -127,9 +132,15 @@ def train_language_model(train_docs, valid_docs, vocab, config, run_dir, model=N
         model: an `AWDLSTMLanguageModel` to continue from (stage 2, see
             `remap_language_model`); default a new one from `config`.
 
+    Under a `tf.distribute` strategy, call it (and create `model`) inside
+    ``strategy.scope()``; `config.batch_size` is the global batch. Workers
+    of a multi-worker cluster other than the chief write to
+    ``run_dir/workers/<task>``.
+
     Returns:
         (model, metrics dict).
     """
+    run_dir = worker_run_dir(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     train = LMStream(train_docs, config.batch_size, config.bptt, backwards=config.backwards,

@@ -1,0 +1,156 @@
+"""Classifier inference speed and training memory: ulmfit_tf against fastai.
+
+    python bench/classifier_speed.py inference [--docs 500]
+    python bench/classifier_speed.py memory [--lengths 500,1000,2000,5000]
+
+Both libraries get the same AWD-LSTM classifier (vocab 10k, embedding 400,
+hidden 1152, 3 layers, fastai's head, BPT3C with bptt 72 and max_len
+72 x 20), random weights, in the same run.
+
+inference: docs/s over IMDb test reviews (our tokens and ids for both),
+    batches of 64 sorted by length as fastai's test DataLoader sorts them.
+memory: peak resident memory (ru_maxrss) of a fresh process that trains 3
+    steps on a batch of 8 documents of each length; BPT3C should keep it
+    flat once documents are longer than max_len (1,440 tokens).
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+VOCAB, EMB, HIDDEN, BPTT, MAX_LEN = 10_000, 400, 1152, 72, 72 * 20
+BATCH = 64
+
+
+def imdb_ids(data, count):
+    from ulmfit_tf.data import load_imdb
+    from ulmfit_tf.text import Vocab, tokenize_corpus
+
+    texts = load_imdb("test", source=data).texts
+    texts = [texts[i] for i in np.random.default_rng(0).permutation(len(texts))[:count]]
+    tokens = tokenize_corpus(texts)
+    vocab = Vocab.build(tokens, max_vocab=VOCAB - 16)
+    return [np.minimum(vocab.encode(t), VOCAB - 1).astype(np.int32) for t in tokens]
+
+
+def ours_model():
+    from ulmfit_tf.training.classifier import ClassifierConfig, build_classifier
+
+    sizes = {"vocabulary_size": VOCAB, "embedding_dim": EMB, "hidden_dim": HIDDEN,
+             "num_layers": 3}
+    return build_classifier(sizes, 2, ClassifierConfig(max_len=MAX_LEN, bptt=BPTT))
+
+
+def fastai_model():
+    from fastai.text.all import AWD_LSTM, awd_lstm_clas_config, get_text_classifier
+
+    config = dict(awd_lstm_clas_config, emb_sz=EMB, n_hid=HIDDEN)
+    return get_text_classifier(AWD_LSTM, VOCAB, 2, seq_len=BPTT, config=config,
+                               max_len=MAX_LEN)
+
+
+def ours_inference(docs):
+    from ulmfit_tf.training.classifier import predict_probabilities
+
+    model = ours_model()
+    predict_probabilities(model, docs[:BATCH])  # build and trace once
+    start = time.perf_counter()
+    predict_probabilities(model, docs, batch_size=BATCH)
+    return time.perf_counter() - start
+
+
+def fastai_inference(docs):
+    import torch
+
+    model = fastai_model().eval()
+    order = sorted(range(len(docs)), key=lambda i: -len(docs[i]))
+
+    def run(selected):
+        with torch.no_grad():
+            for b in range(0, len(selected), BATCH):
+                batch = [docs[i] for i in selected[b:b + BATCH]]
+                width = max(map(len, batch))
+                # fastai pads at the front (pad_input_chunk, pad_first=True).
+                x = np.ones((len(batch), width), np.int64)
+                for row, doc in enumerate(batch):
+                    x[row, width - len(doc):] = doc
+                model[0].reset()
+                model(torch.from_numpy(x))
+
+    run(order[:BATCH])
+    start = time.perf_counter()
+    run(order)
+    return time.perf_counter() - start
+
+
+def train_steps(library, length, steps=3, batch=8):
+    """Runs in a fresh process; prints its peak RSS in MB as JSON."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(9, VOCAB, (batch, length)).astype(np.int32)
+    y = rng.integers(0, 2, batch)
+    if library == "ours":
+        import keras
+
+        model = ours_model()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss="sparse_categorical_crossentropy")
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+    else:
+        import torch
+
+        model = fastai_model().train()
+        optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+        xt, yt = torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            model[0].reset()
+            logits = model(xt)[0]
+            torch.nn.functional.cross_entropy(logits, yt).backward()
+            optimizer.step()
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def memory(lengths):
+    print("| tokens per document | ours peak RSS (MB) | fastai peak RSS (MB) | ratio fastai / ours |")
+    print("|---|---|---|---|")
+    for length in lengths:
+        row = []
+        for library in ("ours", "fastai"):
+            out = subprocess.run([sys.executable, __file__, "_train", library, str(length)],
+                                 capture_output=True, text=True, check=True,
+                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            row.append(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"])
+        print(f"| {length:,} | {row[0]:,.0f} | {row[1]:,.0f} | {row[1] / row[0]:.2f} |",
+              flush=True)
+
+
+def main():
+    if sys.argv[1] == "_train":
+        return train_steps(sys.argv[2], int(sys.argv[3]))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["inference", "memory"])
+    parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..",
+                                                       "shared", "data"))
+    parser.add_argument("--docs", type=int, default=500)
+    parser.add_argument("--lengths", default="500,1000,2000,5000")
+    args = parser.parse_args()
+    if args.what == "memory":
+        return memory([int(n) for n in args.lengths.split(",")])
+    docs = imdb_ids(args.data, args.docs)
+    tokens = sum(map(len, docs))
+    ours_s, fastai_s = ours_inference(docs), fastai_inference(docs)
+    print(f"{len(docs)} IMDb test reviews, {tokens:,} tokens (mean {tokens / len(docs):.0f})")
+    print("| | ours | fastai | ratio |\n|---|---|---|---|")
+    print(f"| docs/s | {len(docs) / ours_s:,.1f} | {len(docs) / fastai_s:,.1f} | "
+          f"{fastai_s / ours_s:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
