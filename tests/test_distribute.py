@@ -126,3 +126,19 @@ def test_three_stages_on_two_workers_match_one_device(data_dir, tmp_path):
     for stage in ("stage1", "stage2", "stage3"):
         assert os.path.isfile(tmp_path / "multi" / stage / "model.keras")
         assert os.path.isfile(tmp_path / "multi" / stage / "workers" / "worker-1" / "config.json")
+
+
+def test_cli_stages_run_under_a_strategy(data_dir, tmp_path, monkeypatch, capsys):
+    from ulmfit_tf.cli import main
+
+    run = str(tmp_path / "lm")
+    tiny = ["--embedding-dim", "8", "--hidden-dim", "12", "--layers", "2", "--batch-size", "8",
+            "--bptt", "10", "--max-tokens", "3000", "--epochs", "1"]
+    corpus = os.path.join(data_dir, "general-en", "inaugural")
+    # Here "mirrored" has the CPU only: one replica, the same code path.
+    assert main(["pretrain", corpus, "--out", run, "--strategy", "mirrored", *tiny]) == 0
+    assert os.path.isfile(os.path.join(run, "model.keras"))
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert main(["pretrain", corpus, "--out", str(tmp_path / "x"),
+                 "--strategy", "multi_worker", *tiny]) == 2
+    assert "needs the TF_CONFIG environment variable" in capsys.readouterr().err
