@@ -302,6 +302,27 @@ MIRRORED = textwrap.dedent("""
         for layer in group for v in layer.weights if v.trainable)]
     print("classifier_groups_moved", moved)
 
+    # The head's CrossReplicaBatchNormalization: a BN -> ReLU -> BN stack
+    # takes the same SGD step on 2 replicas as on one device.
+    from ulmfit_tf.layers import CrossReplicaBatchNormalization
+    bx = np.random.default_rng(1).normal(size=(16, 6)).astype(np.float32) + 2
+    by = np.random.default_rng(2).integers(0, 3, 16)
+
+    def bn_step(strategy):
+        with strategy.scope():
+            keras.utils.set_random_seed(0)
+            model = keras.Sequential([
+                keras.Input((6,)), CrossReplicaBatchNormalization(),
+                keras.layers.Dense(20, activation="relu"), CrossReplicaBatchNormalization(),
+                keras.layers.Dense(3, activation="softmax")])
+            model.compile(optimizer=keras.optimizers.SGD(0.5),
+                          loss="sparse_categorical_crossentropy")
+        model.fit(bx, by, batch_size=16, epochs=2, verbose=0, shuffle=False)
+        return [v.numpy() for v in model.weights]
+
+    print("bn_max_abs_diff", max(float(np.abs(a - b).max()) for a, b in
+                                 zip(bn_step(strategy), bn_step(tf.distribute.get_strategy()))))
+
     # XLA cannot compile the replicated step on CPU devices, so the stages
     # turn jit_compile off there (resolve_jit_compile).
     from ulmfit_tf.distribute import resolve_jit_compile
@@ -330,6 +351,7 @@ def test_mirrored_strategy_matches_single_device():
     assert float(out["lm_max_abs_diff"]) < 1e-5
     assert int(out["steps"]) == 12
     assert out["classifier_groups_moved"] == "[4]"
+    assert float(out["bn_max_abs_diff"]) < 1e-5
     assert out["jit_resolved"] == "False"
     # If XLA learns to run it, resolve_jit_compile can stop turning it off.
     assert out["jit_true_fails"] == "True"

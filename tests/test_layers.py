@@ -260,3 +260,25 @@ def test_masked_cpu_kernel_holds_state_and_gradients_match():
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
     for a, b in zip(tape.gradient(ours, args), tape.gradient(theirs, args)):
         np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_cross_replica_batch_norm_is_keras_batch_norm_on_one_device(tmp_path):
+    from ulmfit_tf.layers import CrossReplicaBatchNormalization
+
+    x = np.random.default_rng(0).normal(3.0, 0.01, size=(32, 5)).astype(np.float32)
+    ours = CrossReplicaBatchNormalization(momentum=0.9, epsilon=1e-5)
+    keras_bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+    for training in (True, False):
+        np.testing.assert_allclose(ours(x, training=training), keras_bn(x, training=training),
+                                   atol=1e-6)
+    np.testing.assert_allclose(ours.moving_mean.numpy(), keras_bn.moving_mean.numpy())
+    # Under a strategy it computes two-pass statistics (the replicated case is
+    # in test_discriminative.py); the one-replica path is Keras' own.
+    config = ours.get_config()
+    assert "synchronized" not in config and config["momentum"] == 0.9
+    assert CrossReplicaBatchNormalization.from_config(config).get_config() == config
+    model = keras.Sequential([keras.Input((5,)), ours])
+    model.save(tmp_path / "bn.keras")
+    restored = keras.saving.load_model(tmp_path / "bn.keras")
+    assert isinstance(restored.layers[0], CrossReplicaBatchNormalization)
+    np.testing.assert_allclose(restored(x), model(x), atol=1e-6)

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from ulmfit_tf.layers import CrossReplicaBatchNormalization
 from ulmfit_tf.models.awd_lstm import AWDLSTM, CLASSIFIER_DROPOUTS
 from ulmfit_tf.text.rules import PAD_ID
 
@@ -21,15 +22,14 @@ def build_head(input_dim, num_outputs, task="single_label", hidden_dim=50, dropo
     if task not in TASKS:
         raise ValueError(f"`task` must be one of {TASKS}. Received: {task!r}")
     inputs = keras.Input((input_dim,), name="pooled")
-    # Per-replica statistics under tf.distribute, as PyTorch DDP does: Keras'
-    # synchronized BatchNorm failed here once GradualUnfreezing retraced the
-    # train function ("Shape mismatch in the collective instance").
-    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype, synchronized=True,
-                                        name="head_bn_0")(inputs)
+    # Global-batch statistics under tf.distribute, so N replicas train as
+    # one device would (per-replica batches of a few rows give noisy ones).
+    x = CrossReplicaBatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype,
+                                       name="head_bn_0")(inputs)
     x = keras.layers.Dropout(dropout, dtype=dtype, name="head_dropout_0")(x)
     x = keras.layers.Dense(hidden_dim, activation="relu", dtype=dtype, name="head_dense_0")(x)
-    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype, synchronized=True,
-                                        name="head_bn_1")(x)
+    x = CrossReplicaBatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype,
+                                       name="head_bn_1")(x)
     x = keras.layers.Dropout(hidden_dropout, dtype=dtype, name="head_dropout_1")(x)
     x = keras.layers.Dense(num_outputs, dtype=dtype, name="head_dense_1")(x)
     activation = {"single_label": "softmax", "multi_label": "sigmoid", "regression": "linear"}
