@@ -15,8 +15,8 @@ first) and the predictions put back in input order by `unsort`.
 import numpy as np
 import tensorflow as tf
 
-from ulmfit_tf.text.rules import PAD_ID
 from ulmfit_tf.data.lm_stream import element_sharding
+from ulmfit_tf.text.rules import PAD_ID
 
 
 class ClassificationBatches:
