@@ -1,7 +1,8 @@
 """The paper's TREC-6 ablation at CPU scale: 3 seeds, same classifier budget.
 
     python bench/trec_ablation.py [--pretrained saved_models/general-en-small]
-        [--seeds 0,1,2] [--epochs 8] [--lm-epochs 4] [--out runs/ablation]
+        [--seeds 0,1,2] [--epochs 8] [--lm-epochs 4] [--out runs/ablation] [--fastai]
+        [--lr 1e-2] [--lr-scratch 1e-2] [--search 5e-3,1e-2,2e-2]
 
 Arms (each seed: its own LM fine-tuning, split of train/valid, classifier
 initialisation and dropout):
@@ -12,6 +13,9 @@ initialisation and dropout):
   ulmfit              pretrained + LM fine-tuned on TREC + gradual unfreezing
                       + discriminative rates + STLR
   ulmfit_no_unfreeze  as ulmfit, without gradual unfreezing
+  ulmfit_flat         as ulmfit, without gradual unfreezing and with one
+                      rate for all layers (the from_scratch recipe on the
+                      fine-tuned LM's weights)
   fastai              (with --fastai) the same pretrained weights converted
                       to fastai, fine-tuned and classified by fastai's
                       tutorial recipe (bench/fastai_trec.py); same tokens,
@@ -21,6 +25,7 @@ OUT/results.json and OUT/ablation.png.
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -33,12 +38,14 @@ from ulmfit_tf.training.transfer import remap_language_model
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # fastai_trec
 
-ARMS = ("from_scratch", "pretrained_only", "ulmfit", "ulmfit_no_unfreeze")
+ARMS = ("from_scratch", "pretrained_only", "ulmfit", "ulmfit_no_unfreeze", "ulmfit_flat")
 
 
-def run_seed(args, seed, data, test):
-    out = os.path.join(args.out, f"seed{seed}")
-    finetuned = os.path.join(out, "finetuned-lm")
+def run_seed(args, seed, data, test, names=ARMS, lrs=None, out=None):
+    """Test errors of the arms `names` for one seed; `lrs` maps an arm to its
+    peak classifier rate (default --lr-scratch / --lr)."""
+    out = out or os.path.join(args.out, f"seed{seed}")
+    finetuned = os.path.join(args.out, f"seed{seed}", "finetuned-lm")
     if not os.path.isfile(os.path.join(finetuned, "model.keras")):
         _run_main(["finetune-lm", "trec", "--pretrained", args.pretrained, "--out", finetuned,
                    "--epochs", str(args.lm_epochs), "--lr", "1e-2", "--batch-size", "32",
@@ -50,23 +57,50 @@ def run_seed(args, seed, data, test):
     split = split_labelled(docs, data.labels, 0.1, seed)
     sizes = {"vocabulary_size": len(vocab), **{
         k: getattr(lm.encoder, k) for k in ("embedding_dim", "hidden_dim", "num_layers")}}
-    config = dict(epochs=args.epochs, seed=seed)
+    lrs = {"from_scratch": args.lr_scratch, **{a: args.lr for a in ARMS[1:]}, **(lrs or {})}
+    config = lambda arm: dict(epochs=args.epochs, seed=seed, max_lr=lrs[arm])  # noqa: E731
     arms = {
-        "from_scratch": (sizes, ClassifierConfig(**config, gradual_unfreezing=False,
+        "from_scratch": (sizes, ClassifierConfig(**config("from_scratch"),
+                                                 gradual_unfreezing=False,
                                                  discriminative_factor=None)),
-        "pretrained_only": (pretrained, ClassifierConfig(**config)),
-        "ulmfit": (lm, ClassifierConfig(**config)),
-        "ulmfit_no_unfreeze": (lm, ClassifierConfig(**config, gradual_unfreezing=False)),
+        "pretrained_only": (pretrained, ClassifierConfig(**config("pretrained_only"))),
+        "ulmfit": (lm, ClassifierConfig(**config("ulmfit"))),
+        "ulmfit_no_unfreeze": (lm, ClassifierConfig(**config("ulmfit_no_unfreeze"),
+                                                    gradual_unfreezing=False)),
+        "ulmfit_flat": (lm, ClassifierConfig(**config("ulmfit_flat"), gradual_unfreezing=False,
+                                             discriminative_factor=None)),
     }
+    arms = {name: arm for name, arm in arms.items() if name in names}
     reports = compare_on_test(arms, split, data.classes, vocab, test_docs, test.labels, out)
     errors = {name: report["error_rate"] for name, report in reports.items()}
-    if args.fastai:
+    if args.fastai and "fastai" in names:
         from fastai_trec import fastai_arm
 
         errors["fastai"] = fastai_arm(pretrained, vocab, split, test_docs, test.labels,
                                       len(data.classes), seed, args.lm_epochs, args.epochs,
                                       os.path.join(out, "fastai"))
     return errors
+
+
+def search(args, data, test):
+    """Seed 0: validation error of from_scratch and ulmfit at several peak
+    rates (chosen by validation error, never by test error)."""
+    table = {}
+    for lr in (float(x) for x in args.search.split(",")):
+        out = os.path.join(args.out, "search", f"lr{lr:g}")
+        test_errors = run_seed(args, 0, data, test, ("from_scratch", "ulmfit"),
+                               {"from_scratch": lr, "ulmfit": lr}, out)
+        for arm, test_error in test_errors.items():
+            with open(os.path.join(out, arm, "metrics.json")) as f:
+                valid = json.load(f)["valid"]["error_rate"]
+            table.setdefault(arm, {})[lr] = {"valid": valid, "test": test_error}
+            print(f"lr {lr:g} {arm}: valid error {valid:.1%} (test {test_error:.1%})",
+                  flush=True)
+    best = {arm: min(rates, key=lambda r: rates[r]["valid"]) for arm, rates in table.items()}
+    write_json(os.path.join(args.out, "search.json"),
+               {"by_arm": {a: {f"{r:g}": v for r, v in t.items()} for a, t in table.items()},
+                "best_by_valid": best})
+    print("best by validation error:", best)
 
 
 def plot(results, path, arms):
@@ -94,14 +128,21 @@ def main():
     parser.add_argument("--lm-epochs", type=int, default=4)
     parser.add_argument("--out", default="runs/ablation")
     parser.add_argument("--fastai", action="store_true", help="add arm (iv), fastai's recipe")
+    parser.add_argument("--lr", type=float, default=1e-2, help="peak rate, pretrained arms")
+    parser.add_argument("--lr-scratch", type=float, default=1e-2, help="peak rate, scratch")
+    parser.add_argument("--search", default=None,
+                        help="comma-separated peak rates: only pick rates on seed 0 "
+                             "by validation error")
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..",
                                                        "shared", "data"))
     args = parser.parse_args()
     data, test = _labelled("trec", "train", args.data), _labelled("trec", "test", args.data)
+    if args.search:
+        return search(args, data, test)
     arms = ARMS + ("fastai",) if args.fastai else ARMS
     results = {}
     for seed in (int(s) for s in args.seeds.split(",")):
-        results[seed] = run_seed(args, seed, data, test)
+        results[seed] = run_seed(args, seed, data, test, arms)
         print(f"seed {seed}: " + ", ".join(f"{a} {results[seed][a]:.1%}" for a in arms),
               flush=True)
     summary = {arm: {"mean": float(np.mean([r[arm] for r in results.values()])),
@@ -109,7 +150,8 @@ def main():
                      "per_seed": [r[arm] for r in results.values()]} for arm in arms}
     write_json(os.path.join(args.out, "results.json"),
                {"pretrained": args.pretrained, "epochs": args.epochs,
-                "lm_epochs": args.lm_epochs, "arms": summary})
+                "lm_epochs": args.lm_epochs, "lr": args.lr, "lr_scratch": args.lr_scratch,
+                "arms": summary})
     plot(results, os.path.join(args.out, "ablation.png"), arms)
     print("| arm | TREC-6 test error, mean ± std |\n|---|---|")
     for arm in arms:
