@@ -288,7 +288,7 @@ def _export(args):
 
 
 DEFAULT_PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                  "saved_models", "general-en-small")
+                                  "saved_models", "general-en-base")
 
 
 def _demo(args):
