@@ -71,3 +71,15 @@ def test_errors():
         ClassificationBatches([[]], [0])
     with pytest.raises(ValueError, match="`max_len` must be None or an int >= 1"):
         ClassificationBatches([[1]], [0], max_len=0)
+
+
+def test_inference_batches_group_similar_lengths():
+    from ulmfit_tf.training.classifier import _similar_lengths
+
+    lengths = np.sort(np.random.default_rng(0).integers(1, 2000, 500))[::-1]
+    slices = list(_similar_lengths(lengths, 64))
+    assert np.array_equal(np.concatenate([np.arange(len(lengths))[s] for s in slices]),
+                          np.arange(len(lengths)))  # every text once, in order
+    for s in slices:
+        batch = lengths[s]
+        assert 1 <= len(batch) <= 64 and batch.min() >= 0.75 * batch.max()

@@ -3,16 +3,18 @@
 import dataclasses
 import json
 import os
+import weakref
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from ulmfit_tf.data import ClassificationBatches
-from ulmfit_tf.distribute import is_multi_worker, resolve_jit_compile, worker_run_dir
+from ulmfit_tf.distribute import resolve_jit_compile, worker_run_dir
 from ulmfit_tf.evaluation import classification_report, plot_confusion_matrix
 from ulmfit_tf.models import AWDLSTM, AWDLSTMClassifier, AWDLSTMLanguageModel
 from ulmfit_tf.models.classifier import TASKS
-from ulmfit_tf.text.rules import BOS_ID
+from ulmfit_tf.text.rules import BOS_ID, PAD_ID
 from ulmfit_tf.training.callbacks import GradualUnfreezing
 from ulmfit_tf.training.optimizers import DiscriminativeAdam, discriminative_multipliers
 from ulmfit_tf.training.run_dir import (fit_run, plot_history, save_model, write_config,
@@ -196,18 +198,57 @@ def compare_on_test(arms, split, classes, vocab, test_docs, test_labels, out_dir
 
 
 def predict_probabilities(model, docs, batch_size=64, backwards=False):
-    """Class probabilities for id arrays, in input order (sorted batches inside)."""
+    """Class probabilities for id arrays, in input order (sorted batches inside).
+
+    Runs on this process's device, also under a strategy (under a
+    multi-worker one, Keras' `predict` would take each worker's batch for a
+    share of one global batch)."""
     if backwards:
         docs = [np.asarray(d)[::-1] for d in docs]
     batches = ClassificationBatches(docs, None, batch_size, shuffle=False)
-    predict = model.predict_on_batch
-    if is_multi_worker(model.distribute_strategy):
-        # Keras would take each worker's batch for a share of one global
-        # batch and gather every worker's outputs; this worker has all.
-        def predict(ids):
-            return keras.ops.convert_to_numpy(model(ids, training=False))
-    outputs = [predict(ids) for ids in batches.batches(0)]
+    order = batches.order()  # longest first
+    predict = _inference_function(model)
+    outputs = []
+    for rows in _similar_lengths(batches.lengths[order], batch_size):
+        selected = order[rows]
+        ids = np.full((len(selected), batches.lengths[selected[0]]), PAD_ID, np.int32)
+        for row, i in enumerate(selected):
+            ids[row, :batches.lengths[i]] = batches.docs[i]
+        outputs.append(predict(tf.convert_to_tensor(ids)).numpy())
     return batches.unsort(np.concatenate(outputs))
+
+
+def _similar_lengths(sorted_lengths, batch_size, min_fill=0.75):
+    """Slices of descending lengths: at most `batch_size` texts, none shorter
+    than `min_fill` of the batch's longest. Padding is computed like text
+    (right padding), so a batch of the 64 longest IMDb reviews, 1,849 down
+    to 513 tokens, was 59% padding and half the inference time."""
+    start = 0
+    while start < len(sorted_lengths):
+        end = start + 1
+        while (end < len(sorted_lengths) and end - start < batch_size
+               and sorted_lengths[end] >= min_fill * sorted_lengths[start]):
+            end += 1
+        yield slice(start, end)
+        start = end
+
+
+_INFERENCE_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _inference_function(model):
+    """The model's forward pass, traced once for every batch shape.
+
+    `predict_on_batch` traced again for each new batch width (sorted batches
+    of IMDb reviews all differ) until Keras relaxed its shapes, and those
+    traces cost more than the forward passes of a few hundred reviews."""
+    function = _INFERENCE_FUNCTIONS.get(model)
+    if function is None:
+        model_ref = weakref.ref(model)  # the cache must not keep the model alive
+        function = tf.function(lambda ids: model_ref()(ids, training=False),
+                               input_signature=[tf.TensorSpec([None, None], tf.int32)])
+        _INFERENCE_FUNCTIONS[model] = function
+    return function
 
 
 def load_run(run_dir):
