@@ -2,7 +2,7 @@
 
     python bench/trec_ablation.py [--pretrained saved_models/general-en-small]
         [--seeds 0,1,2] [--epochs 8] [--lm-epochs 4] [--out runs/ablation] [--fastai]
-        [--lr 1e-2] [--lr-scratch 1e-2] [--search 5e-3,1e-2,2e-2]
+        [--lr 1e-2] [--lr-scratch 1e-2]
 
 Arms (each seed: its own LM fine-tuning, split of train/valid, classifier
 initialisation and dropout):
@@ -25,7 +25,6 @@ OUT/results.json and OUT/ablation.png.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -41,11 +40,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # fastai_trec
 ARMS = ("from_scratch", "pretrained_only", "ulmfit", "ulmfit_no_unfreeze", "ulmfit_flat")
 
 
-def run_seed(args, seed, data, test, names=ARMS, lrs=None, out=None):
-    """Test errors of the arms `names` for one seed; `lrs` maps an arm to its
-    peak classifier rate (default --lr-scratch / --lr)."""
-    out = out or os.path.join(args.out, f"seed{seed}")
-    finetuned = os.path.join(args.out, f"seed{seed}", "finetuned-lm")
+def run_seed(args, seed, data, test, names):
+    """Test errors of the arms `names` for one seed."""
+    out = os.path.join(args.out, f"seed{seed}")
+    finetuned = os.path.join(out, "finetuned-lm")
     if not os.path.isfile(os.path.join(finetuned, "model.keras")):
         _run_main(["finetune-lm", "trec", "--pretrained", args.pretrained, "--out", finetuned,
                    "--epochs", str(args.lm_epochs), "--lr", "1e-2", "--batch-size", "32",
@@ -57,7 +55,7 @@ def run_seed(args, seed, data, test, names=ARMS, lrs=None, out=None):
     split = split_labelled(docs, data.labels, 0.1, seed)
     sizes = {"vocabulary_size": len(vocab), **{
         k: getattr(lm.encoder, k) for k in ("embedding_dim", "hidden_dim", "num_layers")}}
-    lrs = {"from_scratch": args.lr_scratch, **{a: args.lr for a in ARMS[1:]}, **(lrs or {})}
+    lrs = {"from_scratch": args.lr_scratch, **{a: args.lr for a in ARMS[1:]}}
     config = lambda arm: dict(epochs=args.epochs, seed=seed, max_lr=lrs[arm])  # noqa: E731
     arms = {
         "from_scratch": (sizes, ClassifierConfig(**config("from_scratch"),
@@ -80,27 +78,6 @@ def run_seed(args, seed, data, test, names=ARMS, lrs=None, out=None):
                                       len(data.classes), seed, args.lm_epochs, args.epochs,
                                       os.path.join(out, "fastai"))
     return errors
-
-
-def search(args, data, test):
-    """Seed 0: validation error of from_scratch and ulmfit at several peak
-    rates (chosen by validation error, never by test error)."""
-    table = {}
-    for lr in (float(x) for x in args.search.split(",")):
-        out = os.path.join(args.out, "search", f"lr{lr:g}")
-        test_errors = run_seed(args, 0, data, test, ("from_scratch", "ulmfit"),
-                               {"from_scratch": lr, "ulmfit": lr}, out)
-        for arm, test_error in test_errors.items():
-            with open(os.path.join(out, arm, "metrics.json")) as f:
-                valid = json.load(f)["valid"]["error_rate"]
-            table.setdefault(arm, {})[lr] = {"valid": valid, "test": test_error}
-            print(f"lr {lr:g} {arm}: valid error {valid:.1%} (test {test_error:.1%})",
-                  flush=True)
-    best = {arm: min(rates, key=lambda r: rates[r]["valid"]) for arm, rates in table.items()}
-    write_json(os.path.join(args.out, "search.json"),
-               {"by_arm": {a: {f"{r:g}": v for r, v in t.items()} for a, t in table.items()},
-                "best_by_valid": best})
-    print("best by validation error:", best)
 
 
 def plot(results, path, arms):
@@ -130,15 +107,10 @@ def main():
     parser.add_argument("--fastai", action="store_true", help="add arm (iv), fastai's recipe")
     parser.add_argument("--lr", type=float, default=1e-2, help="peak rate, pretrained arms")
     parser.add_argument("--lr-scratch", type=float, default=1e-2, help="peak rate, scratch")
-    parser.add_argument("--search", default=None,
-                        help="comma-separated peak rates: only pick rates on seed 0 "
-                             "by validation error")
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..",
                                                        "shared", "data"))
     args = parser.parse_args()
     data, test = _labelled("trec", "train", args.data), _labelled("trec", "test", args.data)
-    if args.search:
-        return search(args, data, test)
     arms = ARMS + ("fastai",) if args.fastai else ARMS
     results = {}
     for seed in (int(s) for s in args.seeds.split(",")):
