@@ -158,17 +158,17 @@ def test_demo_runs_both_arms(data_dir, tmp_path, capsys):
     assert "TREC-6 test error: ULMFiT" in capsys.readouterr().out
 
 
-def test_backwards_classifier_reads_reversed_texts():
-    from ulmfit_tf.training.classifier import predict_probabilities
+def test_backwards_classifier_reads_reversed_texts(monkeypatch):
+    import ulmfit_tf.training.classifier as classifier
 
-    class Spy:
-        seen = []
+    seen = []
 
-        def predict_on_batch(self, ids):
-            Spy.seen.append(ids.copy())
-            return np.zeros((len(ids), 2), np.float32)
+    def spy(ids):  # stands for the model's traced forward pass
+        seen.append(ids.numpy())
+        return keras.ops.zeros((ids.shape[0], 2))
 
+    monkeypatch.setattr(classifier, "_inference_function", lambda model: spy)
     docs = [np.array([2, 10, 11, 12]), np.array([2, 13])]
-    predict_probabilities(Spy(), docs, backwards=True)
-    rows = {tuple(r[r != 1]) for batch in Spy.seen for r in batch}
+    classifier.predict_probabilities(object(), docs, backwards=True)
+    rows = {tuple(r[r != 1]) for batch in seen for r in batch}
     assert rows == {(12, 11, 10, 2), (13, 2)}
