@@ -94,10 +94,15 @@ class ClassificationBatches:
         order = self.order(epoch)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            ids = np.full((len(idx), self.lengths[idx].max()), PAD_ID, np.int32)
-            for row, i in enumerate(idx):
-                ids[row, : self.lengths[i]] = self.docs[i]
+            ids = self.padded(idx)
             yield ids if self.labels is None else (ids, self.labels[idx])
+
+    def padded(self, indices):
+        """The texts at `indices` as one right-padded [len, longest] int32 array."""
+        ids = np.full((len(indices), self.lengths[indices].max()), PAD_ID, np.int32)
+        for row, i in enumerate(indices):
+            ids[row, : self.lengths[i]] = self.docs[i]
+        return ids
 
     def __iter__(self):
         return self.batches()

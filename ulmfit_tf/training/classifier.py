@@ -14,7 +14,7 @@ from ulmfit_tf.distribute import resolve_jit_compile, worker_run_dir
 from ulmfit_tf.evaluation import classification_report, plot_confusion_matrix
 from ulmfit_tf.models import AWDLSTM, AWDLSTMClassifier, AWDLSTMLanguageModel
 from ulmfit_tf.models.classifier import TASKS
-from ulmfit_tf.text.rules import BOS_ID, PAD_ID
+from ulmfit_tf.text.rules import BOS_ID
 from ulmfit_tf.training.callbacks import GradualUnfreezing
 from ulmfit_tf.training.optimizers import DiscriminativeAdam, discriminative_multipliers
 from ulmfit_tf.training.run_dir import (fit_run, plot_history, save_model, write_config,
@@ -210,11 +210,7 @@ def predict_probabilities(model, docs, batch_size=64, backwards=False):
     predict = _inference_function(model)
     outputs = []
     for rows in _similar_lengths(batches.lengths[order], batch_size):
-        selected = order[rows]
-        ids = np.full((len(selected), batches.lengths[selected[0]]), PAD_ID, np.int32)
-        for row, i in enumerate(selected):
-            ids[row, :batches.lengths[i]] = batches.docs[i]
-        outputs.append(predict(tf.convert_to_tensor(ids)).numpy())
+        outputs.append(predict(tf.convert_to_tensor(batches.padded(order[rows]))).numpy())
     return batches.unsort(np.concatenate(outputs))
 
 
