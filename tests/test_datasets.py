@@ -38,8 +38,15 @@ def test_imdb_extracted_folder_equals_archive(tmp_path, imdb_train):
         idx = np.flatnonzero(imdb_train.labels == label)[:3]
         for i in idx:
             (root / name / f"{i}_{imdb_train.ratings[i]}.txt").write_text(imdb_train.texts[i])
+    # The archive's layout: unlabelled reviews in train/unsup/, beside neg/ and pos/.
+    (root / "unsup").mkdir()
+    for i in range(4):
+        (root / "unsup" / f"{i}_0.txt").write_text(f"unlabelled review {i}")
     small = load_imdb("train", source=tmp_path)
     assert len(small) == 6 and small.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    unsup = load_imdb("unsup", source=tmp_path)
+    assert unsup.texts == [f"unlabelled review {i}" for i in range(4)]
+    assert unsup.labels is None and unsup.ratings.tolist() == [0, 0, 0, 0]
 
 
 def test_bad_split_and_missing_source(tmp_path):

@@ -142,7 +142,7 @@ def load_imdb(split="train", source=None, cache_dir=None):
         path = _download(IMDB_URL, IMDB_MD5, cache_dir)
     if os.path.isdir(path) and os.path.basename(os.path.normpath(path)) != "aclImdb":
         path = os.path.join(path, "aclImdb")
-    folder = "train/unsup" if split == "unsup" else split
+    folder = "train" if split == "unsup" else split  # unsup/ sits beside neg/ and pos/
     pattern = re.compile(r"(?:^|/)aclImdb/" + folder + r"/(neg|pos|unsup)/(\d+)_(\d+)\.txt$")
     records = []
     for name, read in _walk_imdb(path):
