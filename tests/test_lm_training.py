@@ -74,3 +74,15 @@ def test_config_checks():
         LanguageModelConfig(schedule="cosine")
     with pytest.raises(ValueError, match="`epochs` must be an int >= 1. Received: 0"):
         LanguageModelConfig(epochs=0)
+
+
+def test_cli_choices_match_the_library():
+    """The parser lists names by hand (building it must not import TensorFlow)."""
+    from ulmfit_tf.cli import build_parser
+    from ulmfit_tf.distribute import STRATEGIES
+    from ulmfit_tf.training.classifier import SCHEDULES
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    flags = {a.dest: a for a in commands["train-classifier"]._actions}
+    assert tuple(flags["schedule"].choices) == SCHEDULES
+    assert tuple(flags["strategy"].choices) == tuple(STRATEGIES)

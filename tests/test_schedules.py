@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from ulmfit_tf.training import OneCycle, SlantedTriangular
+from ulmfit_tf.training import OneCycle, SlantedTriangular, StagedSlantedTriangular
+from ulmfit_tf.training.classifier import ClassifierConfig, _schedule
 
 
 def paper_stlr(t, T, max_lr, cut_frac=0.1, ratio=32):
@@ -26,6 +27,39 @@ def test_stlr_matches_equation_3(total, cut_frac, ratio):
     assert float(schedule(10 * total)) == pytest.approx(0.01 / ratio)
 
 
+def test_staged_stlr_is_equation_3_restarted_at_each_stage():
+    stages = [100, 50, 200]  # cut_frac 0.1: cuts 10, 5, 20
+    schedule = StagedSlantedTriangular(0.01, stages, cut_frac=0.1, ratio=32)
+    got = np.array([float(schedule(t)) for t in range(sum(stages) + 10)])
+    start = 0
+    for length in stages:
+        want = [paper_stlr(t, length, 0.01) for t in range(length)]
+        np.testing.assert_allclose(got[start:start + length], want, rtol=1e-5)
+        assert got[start] == pytest.approx(0.01 / 32)  # every stage warms up again
+        assert got[start + length // 10] == pytest.approx(0.01)
+        start += length
+    np.testing.assert_allclose(got[start:], 0.01 / 32, rtol=1e-5)
+    single = SlantedTriangular(0.01, 100)
+    one_stage = StagedSlantedTriangular(0.01, [100])
+    assert [float(one_stage(t)) for t in range(120)] == \
+        pytest.approx([float(single(t)) for t in range(120)], rel=1e-6)
+
+
+@pytest.mark.parametrize("epochs, unfreezing, want", [
+    (8, True, [10, 10, 10, 10, 40]),  # 5 groups: a stage per new group, then the rest
+    (3, True, [10, 10, 10]),
+    (8, False, [80]),
+])
+def test_classifier_stages_follow_gradual_unfreezing(epochs, unfreezing, want):
+    config = ClassifierConfig(epochs=epochs, schedule="stlr_stages",
+                              gradual_unfreezing=unfreezing)
+    assert _schedule(config, steps_per_epoch=10, num_groups=5).stage_steps == want
+    # One step per epoch leaves no room for a warm-up per stage.
+    assert _schedule(config, steps_per_epoch=1, num_groups=5).stage_steps == [epochs]
+    with pytest.raises(ValueError, match="`schedule` must be one of"):
+        ClassifierConfig(schedule="stlr_per_stage")
+
+
 def test_one_cycle_shape():
     schedule = OneCycle(1e-2, 100, pct_start=0.25)
     lrs = np.array([float(schedule(t)) for t in range(101)])
@@ -35,10 +69,12 @@ def test_one_cycle_shape():
     assert np.all(np.diff(lrs[:26]) > 0) and np.all(np.diff(lrs[25:]) < 0)
 
 
-@pytest.mark.parametrize("cls, kwargs", [(SlantedTriangular, dict(cut_frac=0.3, ratio=8)),
-                                         (OneCycle, dict(pct_start=0.3))])
-def test_schedule_serialisation(cls, kwargs, tmp_path):
-    schedule = cls(3e-3, 200, **kwargs)
+@pytest.mark.parametrize("cls, steps, kwargs", [
+    (SlantedTriangular, 200, dict(cut_frac=0.3, ratio=8)),
+    (StagedSlantedTriangular, [60, 140], dict(cut_frac=0.3, ratio=8)),
+    (OneCycle, 200, dict(pct_start=0.3))])
+def test_schedule_serialisation(cls, steps, kwargs, tmp_path):
+    schedule = cls(3e-3, steps, **kwargs)
     clone = cls.from_config(schedule.get_config())
     assert [float(clone(t)) for t in (0, 50, 199)] == [float(schedule(t)) for t in (0, 50, 199)]
     restored = keras.optimizers.schedules.deserialize(
@@ -60,3 +96,13 @@ def test_schedule_serialisation(cls, kwargs, tmp_path):
 def test_stlr_argument_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SlantedTriangular(**kwargs)
+
+
+@pytest.mark.parametrize("stages, message", [
+    ([], "`stage_steps` must be a non-empty list of ints >= 2"),
+    ([10, 1], r"Received: \[10, 1\]"),
+    ([10, 2.5], r"Received: \[10, 2.5\]"),
+])
+def test_staged_stlr_argument_errors(stages, message):
+    with pytest.raises(ValueError, match=message):
+        StagedSlantedTriangular(1e-3, stages)

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from ulmfit_tf.cli import main
+from ulmfit_tf.cli import main, random_subset
 from ulmfit_tf.evaluation import classification_report
 from ulmfit_tf.models import AWDLSTM, AWDLSTMLanguageModel
 from ulmfit_tf.text import Vocab
@@ -40,6 +40,20 @@ def test_remap_copies_known_rows_and_gives_new_ones_the_mean():
     bigger = Vocab.build([[str(i) for i in range(10)]], min_freq=1)
     with pytest.raises(ValueError, match="`old_vocab` has 24 tokens, the model 16"):
         remap_language_model(lm, bigger, new_vocab)
+
+
+def test_random_subset_is_a_seeded_ordered_choice():
+    texts = [f"review {i}" for i in range(1000)]
+    subset = random_subset(texts, 100, seed=3)
+    assert len(set(subset)) == 100 and set(subset) <= set(texts)
+    assert subset == sorted(subset, key=texts.index)  # original order kept
+    assert subset == random_subset(texts, 100, seed=3)
+    assert subset != random_subset(texts, 100, seed=4)
+    assert random_subset(texts, 5000, seed=0) == texts
+    # Spread over the corpus, not its head: IMDb's files are grouped by rating.
+    assert np.mean([texts.index(t) for t in subset]) == pytest.approx(500, abs=100)
+    with pytest.raises(ValueError, match=r"`--max-docs` must be an int >= 1. Received: 0"):
+        random_subset(texts, 0, seed=0)
 
 
 def test_classification_report():
@@ -84,6 +98,13 @@ def test_three_stages_on_trec_beat_the_majority_class(three_stages, trec):
     with open(os.path.join(three_stages["finetuned"], "config.json")) as f:
         config = json.load(f)
     assert config["discriminative_factor"] == 2.6 and config["schedule"] == "stlr"
+    with open(os.path.join(three_stages["classifier"], "config.json")) as f:
+        assert json.load(f)["schedule"] == "stlr_stages"
+    classifier = keras.saving.load_model(os.path.join(three_stages["classifier"], "model.keras"))
+    schedule = classifier.optimizer.get_config()["learning_rate"]
+    assert schedule["class_name"] == "StagedSlantedTriangular"
+    stages = schedule["config"]["stage_steps"]  # 4 epochs, one more group each
+    assert len(stages) == 4 and len(set(stages)) == 1
 
 
 @pytest.mark.slow

@@ -19,7 +19,10 @@ from ulmfit_tf.training.callbacks import GradualUnfreezing
 from ulmfit_tf.training.optimizers import DiscriminativeAdam, discriminative_multipliers
 from ulmfit_tf.training.run_dir import (fit_run, plot_history, save_model, write_config,
                                         write_json)
-from ulmfit_tf.training.schedules import OneCycle, SlantedTriangular
+from ulmfit_tf.training.schedules import OneCycle, SlantedTriangular, StagedSlantedTriangular
+
+
+SCHEDULES = ("stlr_stages", "stlr", "one_cycle", "constant")
 
 
 @dataclasses.dataclass
@@ -28,13 +31,16 @@ class ClassifierConfig:
 
     Gradual unfreezing (one more group per epoch from the top), per-group
     rates (÷ `discriminative_factor` per group) and the slanted triangular
-    rate over the whole run; Adam with betas 0.7/0.99 (the paper).
+    rate, restarted at each unfreezing; Adam with betas 0.7/0.99 (the paper).
     """
 
     epochs: int = 5
     batch_size: int = 64
     max_lr: float = 1e-2
-    schedule: str = "stlr"  # "stlr", "one_cycle" or "constant"
+    # "stlr_stages": a slanted triangle per gradual-unfreezing stage (as
+    # ULMFiT's scripts and fastai); "stlr": one over the run; "one_cycle";
+    # "constant".
+    schedule: str = "stlr_stages"
     discriminative_factor: float = 2.6
     gradual_unfreezing: bool = True
     drop_mult: float = 0.5
@@ -53,8 +59,8 @@ class ClassifierConfig:
     jit_compile: object = False
 
     def __post_init__(self):
-        if self.schedule not in ("stlr", "one_cycle", "constant"):
-            raise ValueError("`schedule` must be 'stlr', 'one_cycle' or 'constant'. "
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"`schedule` must be one of {SCHEDULES}. "
                              f"Received: {self.schedule!r}")
         if self.task not in TASKS:
             raise ValueError(f"`task` must be one of {TASKS}. Received: {self.task!r}")
@@ -62,7 +68,17 @@ class ClassifierConfig:
             raise ValueError(f"`epochs` must be an int >= 1. Received: {self.epochs!r}")
 
 
-def _schedule(config, total_steps):
+def _schedule(config, steps_per_epoch, num_groups):
+    total_steps = steps_per_epoch * config.epochs
+    if config.schedule == "stlr_stages":
+        # A stage per epoch while gradual unfreezing adds a group, then one
+        # for the rest of the run. An epoch of one step has no room for a
+        # warm-up and a decay: then one triangle spans the run.
+        stages = min(num_groups, config.epochs) if config.gradual_unfreezing else 1
+        if steps_per_epoch < 2:
+            stages = 1
+        epochs = [1] * (stages - 1) + [config.epochs - (stages - 1)]
+        return StagedSlantedTriangular(config.max_lr, [e * steps_per_epoch for e in epochs])
     if config.schedule == "stlr":
         return SlantedTriangular(config.max_lr, total_steps,
                                  cut_frac=max(0.1, 1.0 / total_steps))
@@ -141,7 +157,7 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     groups = model.layer_groups
     multipliers = discriminative_multipliers(groups, config.discriminative_factor) \
         if config.discriminative_factor else None
-    optimizer = DiscriminativeAdam(_schedule(config, total_steps), multipliers,
+    optimizer = DiscriminativeAdam(_schedule(config, len(train), len(groups)), multipliers,
                                    weight_decay=config.weight_decay, beta_1=config.beta_1,
                                    beta_2=config.beta_2, clipnorm=config.clipnorm)
     loss, metrics = _loss(config.task)

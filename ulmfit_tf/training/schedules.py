@@ -63,6 +63,54 @@ class SlantedTriangular(keras.optimizers.schedules.LearningRateSchedule):
 
 
 @keras.saving.register_keras_serializable(package="ulmfit_tf")
+class StagedSlantedTriangular(keras.optimizers.schedules.LearningRateSchedule):
+    """One slanted triangle per stage of training, each ending at its stage's end.
+
+    For gradual unfreezing: every time a layer group is unfrozen, the rate
+    warms up again (over `cut_frac` of the stage) and decays to
+    ``max_lr / ratio`` by the stage's end, as ULMFiT's released scripts (one
+    `fit` with a slanted triangle per stage) and fastai's recipe (one
+    `fit_one_cycle` per stage) do. A single triangle over the whole run has
+    decayed to a fraction of its peak by the time the lowest groups start
+    training. Held at ``max_lr / ratio`` after the last stage.
+
+    Args:
+        max_lr: the peak rate of every stage.
+        stage_steps: the number of steps of each stage, in order.
+        cut_frac: fraction of each stage spent increasing (at least one step).
+        ratio: how much smaller the lowest rate is than the peak.
+    """
+
+    def __init__(self, max_lr, stage_steps, cut_frac=0.1, ratio=32.0):
+        _check("max_lr", max_lr, 0, low_open=True)
+        stage_steps = list(stage_steps)
+        if not stage_steps or not all(isinstance(n, int) and n >= 2 for n in stage_steps):
+            raise ValueError("`stage_steps` must be a non-empty list of ints >= 2 (a warm-up "
+                             f"and a decay step each). Received: {stage_steps!r}")
+        _check("cut_frac", cut_frac, 0, 1, low_open=True)
+        _check("ratio", ratio, 1)
+        self.max_lr, self.stage_steps = float(max_lr), stage_steps
+        self.cut_frac, self.ratio = float(cut_frac), float(ratio)
+        self._starts = [sum(stage_steps[:i]) for i in range(len(stage_steps))]
+        self._cuts = [min(n - 1, max(1, math.floor(n * cut_frac))) for n in stage_steps]
+
+    def __call__(self, step):
+        t = tf.cast(step, tf.float32)
+        starts = tf.constant(self._starts, tf.float32)
+        stage = tf.reduce_sum(tf.cast(t >= starts[1:], tf.int32))
+        local = t - tf.gather(starts, stage)
+        cut = tf.gather(tf.constant(self._cuts, tf.float32), stage)
+        length = tf.gather(tf.constant(self.stage_steps, tf.float32), stage)
+        p = tf.where(local < cut, local / cut, 1.0 - (local - cut) / (length - cut))
+        p = tf.clip_by_value(p, 0.0, 1.0)
+        return self.max_lr * (1.0 + p * (self.ratio - 1.0)) / self.ratio
+
+    def get_config(self):
+        return {"max_lr": self.max_lr, "stage_steps": list(self.stage_steps),
+                "cut_frac": self.cut_frac, "ratio": self.ratio}
+
+
+@keras.saving.register_keras_serializable(package="ulmfit_tf")
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     """fastai's one-cycle rate (`fit_one_cycle`), cosine in both phases.
 
