@@ -9,7 +9,7 @@ Stage 2 fine-tunes the pretrained LM once, on `--unsup-docs` reviews chosen
 at random from the 50,000 unlabelled ones (`finetune-lm imdb-unsup
 --max-docs`); its vocabulary is used by every arm. For each seed and N, the
 labelled reviews are a class-balanced random draw from the 25,000 training
-reviews (N within 10 x N, so the arms share their first N), and the arms are:
+reviews (the N reviews are among the 10 x N), and the arms are:
 
   ulmfit_<N>         fine-tuned LM, ULMFiT's classifier recipe (gradual
                      unfreezing, ÷2.6 rates, one STLR over the run)
