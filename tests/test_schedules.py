@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from ulmfit_tf.training import OneCycle, SlantedTriangular, StagedSlantedTriangular
+from ulmfit_tf.training import (GradualUnfreezing, OneCycle, SlantedTriangular,
+                                StagedSlantedTriangular)
 from ulmfit_tf.training.classifier import ClassifierConfig, _schedule
 
 
@@ -53,9 +54,10 @@ def test_staged_stlr_is_equation_3_restarted_at_each_stage():
 def test_classifier_stages_follow_gradual_unfreezing(epochs, unfreezing, want):
     config = ClassifierConfig(epochs=epochs, schedule="stlr_stages",
                               gradual_unfreezing=unfreezing)
-    assert _schedule(config, steps_per_epoch=10, num_groups=5).stage_steps == want
+    callback = GradualUnfreezing([[]] * 5) if unfreezing else None
+    assert _schedule(config, steps_per_epoch=10, unfreezing=callback).stage_steps == want
     # One step per epoch leaves no room for a warm-up per stage.
-    assert _schedule(config, steps_per_epoch=1, num_groups=5).stage_steps == [epochs]
+    assert _schedule(config, steps_per_epoch=1, unfreezing=callback).stage_steps == [epochs]
     with pytest.raises(ValueError, match="`schedule` must be one of"):
         ClassifierConfig(schedule="stlr_per_stage")
 

@@ -1,6 +1,7 @@
 """ULMFiT stage 3: a classifier on a fine-tuned language model's encoder."""
 
 import dataclasses
+import itertools
 import json
 import os
 import weakref
@@ -68,16 +69,19 @@ class ClassifierConfig:
             raise ValueError(f"`epochs` must be an int >= 1. Received: {self.epochs!r}")
 
 
-def _schedule(config, steps_per_epoch, num_groups):
+def _schedule(config, steps_per_epoch, unfreezing=None):
+    """The rate schedule; `unfreezing`, the run's `GradualUnfreezing`
+    callback (None without), delimits the stages of "stlr_stages"."""
     total_steps = steps_per_epoch * config.epochs
     if config.schedule == "stlr_stages":
-        # A stage per epoch while gradual unfreezing adds a group, then one
-        # for the rest of the run. An epoch of one step has no room for a
-        # warm-up and a decay: then one triangle spans the run.
-        stages = min(num_groups, config.epochs) if config.gradual_unfreezing else 1
+        # A stage for each run of epochs that train the same groups. An
+        # epoch of one step has no room for a warm-up and a decay: then one
+        # triangle spans the run.
+        trained = [unfreezing.unfrozen_groups(e) if unfreezing is not None else None
+                   for e in range(config.epochs)]
+        epochs = [len(list(run)) for _, run in itertools.groupby(trained)]
         if steps_per_epoch < 2:
-            stages = 1
-        epochs = [1] * (stages - 1) + [config.epochs - (stages - 1)]
+            epochs = [config.epochs]
         return StagedSlantedTriangular(config.max_lr, [e * steps_per_epoch for e in epochs])
     if config.schedule == "stlr":
         return SlantedTriangular(config.max_lr, total_steps,
@@ -157,7 +161,8 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     groups = model.layer_groups
     multipliers = discriminative_multipliers(groups, config.discriminative_factor) \
         if config.discriminative_factor else None
-    optimizer = DiscriminativeAdam(_schedule(config, len(train), len(groups)), multipliers,
+    unfreezing = GradualUnfreezing(groups) if config.gradual_unfreezing else None
+    optimizer = DiscriminativeAdam(_schedule(config, len(train), unfreezing), multipliers,
                                    weight_decay=config.weight_decay, beta_1=config.beta_1,
                                    beta_2=config.beta_2, clipnorm=config.clipnorm)
     loss, metrics = _loss(config.task)
@@ -172,7 +177,7 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     vocab.save(os.path.join(run_dir, "vocab.txt"))
     write_json(os.path.join(run_dir, "classes.json"), list(classes))
 
-    callbacks = [GradualUnfreezing(groups)] if config.gradual_unfreezing else []
+    callbacks = [] if unfreezing is None else [unfreezing]
     history, seconds, batch_losses = fit_run(model, train, valid, config.epochs, run_dir,
                                              config.seed, [*callbacks, *extra_callbacks],
                                              verbose)
