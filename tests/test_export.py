@@ -137,7 +137,9 @@ def test_rest_request_and_response_shapes(trained):
         ["label", "label_id", "probabilities"]] * 2
     assert all(len(p["probabilities"]) == len(classes) for p in response["predictions"])
     inputs = serve.structured_input_signature[1]
-    assert list(inputs) == ["text"] and inputs["text"].shape.as_list() == [None]
+    # Unknown rank: TF Serving's row format sends [N] or [N, 1], and a
+    # scalar is one text (test_input_shapes).
+    assert list(inputs) == ["text"] and inputs["text"].shape.rank is None
 
 
 def test_concurrent_calls_match_serial(trained, trec):
@@ -167,7 +169,7 @@ def test_language_model_export(tmp_path):
     lm = AWDLSTMLanguageModel(AWDLSTM(len(vocab), embedding_dim=8, hidden_dim=12,
                                       num_layers=2))
     lm(np.zeros((1, 2), np.int32))
-    path = export_language_model(lm, vocab, tmp_path / "lm", top_k=5)
+    path = export_language_model(lm, vocab, tmp_path / "lm", top_k=5, keep_special_tokens=True)
     out = tf.saved_model.load(path).signatures["serving_default"](
         text=tf.constant(["the cat sat", "the"]))
     ids = vocab.encode(["xxbos", "the", "cat", "sat"])[None]
@@ -183,5 +185,111 @@ def test_failed_export_leaves_nothing(tmp_path, trained):
     with pytest.raises(Exception):
         export_classifier("not a model", vocab, classes, tmp_path / "bad")
     assert not os.path.exists(tmp_path / "bad" / "1")
-    with pytest.raises(ValueError, match="`version` must be an int >= 1. Received: 0"):
+    with pytest.raises(ValueError, match="`version` must be None or an int >= 1. Received: 0"):
         export_classifier(trained[0], vocab, classes, tmp_path / "bad", version=0)
+
+
+def test_backward_classifier_export_reverses_in_the_graph(trained, trec, tmp_path):
+    model, vocab, classes, _ = trained
+    texts = trec[1].texts[:30] + ["A much longer question " * 12 + "?"]
+    path = export_classifier(model, vocab, classes, tmp_path / "bwd", backwards=True)
+    served = tf.saved_model.load(path).signatures["serving_default"](
+        text=tf.constant(texts))["probabilities"].numpy()
+    docs = [vocab.encode(t) for t in tokenize_corpus(texts, num_workers=1)]
+    backward = predict_probabilities(model, docs, backwards=True)
+    np.testing.assert_allclose(served, backward, atol=1e-5)
+    # The same model read forwards gives other numbers: the test can fail.
+    assert np.abs(predict_probabilities(model, docs) - backward).max() > 1e-3
+
+
+def test_forward_and_backward_export_as_one_average(trained, trec, tmp_path):
+    model, vocab, classes, _ = trained
+    texts = trec[1].texts[:20]
+    path = export_classifier([model, model], [vocab, vocab], classes, tmp_path / "both",
+                             backwards=[False, True])
+    loaded = tf.saved_model.load(path)
+    assert "predict_ids" not in loaded.signatures
+    served = loaded.signatures["serving_default"](text=tf.constant(texts))
+    docs = [vocab.encode(t) for t in tokenize_corpus(texts, num_workers=1)]
+    want = (predict_probabilities(model, docs) + predict_probabilities(model, docs,
+                                                                       backwards=True)) / 2
+    np.testing.assert_allclose(served["probabilities"].numpy(), want, atol=1e-5)
+    assert [l.decode() for l in served["label"].numpy()] == [classes[i] for i in
+                                                             want.argmax(1)]
+
+
+def test_request_limits_refuse_with_a_clear_error(trained, tmp_path):
+    model, vocab, classes, _ = trained
+    path = export_classifier(model, vocab, classes, tmp_path / "capped", max_chars=1000,
+                             max_request_chars=5000, max_request_tokens=400)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    assert serve(text=tf.constant(["who ?"] * 60))["probabilities"].shape[0] == 60
+    # 100 characters of punctuation are 101 tokens: 8 texts of them are 808
+    # token steps, over 400, though far under the character limits.
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"more than 400 token steps.*max_request_tokens"):
+        serve(text=tf.constant([".,;:" * 25] * 8))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"more than 5000 bytes.*max_request_chars"):
+        serve(text=tf.constant(["word " * 200] * 6))
+    with pytest.raises(ValueError, match="`max_request_tokens` must be an int >= 1"):
+        export_classifier(model, vocab, classes, tmp_path / "x", max_request_tokens=0)
+
+
+def test_input_shapes(trained):
+    _, _, classes, path = trained
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    vector = serve(text=tf.constant(["Who wrote Hamlet ?", "Why ?"]))["probabilities"]
+    column = serve(text=tf.constant([["Who wrote Hamlet ?"], ["Why ?"]]))["probabilities"]
+    scalar = serve(text=tf.constant("Who wrote Hamlet ?"))["probabilities"]
+    np.testing.assert_array_equal(column, vector)
+    np.testing.assert_array_equal(scalar, vector[:1])
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"`text` must be a vector of strings \[N\].*Received shape"):
+        serve(text=tf.constant([["a", "b"], ["c", "d"]]))
+
+
+def test_existing_version_is_kept_unless_overwrite(trained, tmp_path):
+    model, vocab, classes, _ = trained
+    first = export_classifier(model, vocab, classes, tmp_path / "m")
+    second = export_classifier(model, vocab, classes, tmp_path / "m")
+    assert [os.path.basename(p) for p in (first, second)] == ["1", "2"]
+    stamp = os.stat(os.path.join(first, "saved_model.pb")).st_mtime_ns
+    with pytest.raises(ValueError, match="exists; TF Serving does not reload.*overwrite"):
+        export_classifier(model, vocab, classes, tmp_path / "m", version=1)
+    assert os.stat(os.path.join(first, "saved_model.pb")).st_mtime_ns == stamp
+    export_classifier(model, vocab, classes, tmp_path / "m", version=1, overwrite=True)
+    assert os.path.isfile(os.path.join(first, "saved_model.pb"))
+
+
+def test_language_model_export_leaves_out_special_tokens(tmp_path):
+    vocab = Vocab.build([["the", "cat", "sat", "on", "mat"]], min_freq=1)
+    lm = AWDLSTMLanguageModel(AWDLSTM(len(vocab), embedding_dim=8, hidden_dim=12,
+                                      num_layers=2))
+    lm(np.zeros((1, 2), np.int32))
+    top_k = 5
+    path = export_language_model(lm, vocab, tmp_path / "lm", top_k=top_k)
+    out = tf.saved_model.load(path).signatures["serving_default"](text=tf.constant(["the"]))
+    tokens = [t.decode() for t in out["tokens"].numpy()[0]]
+    assert sorted(tokens) == ["cat", "mat", "on", "sat", "the"]
+    ids = vocab.encode(["xxbos", "the"])[None]
+    lm.reset_states()
+    want = tf.nn.softmax(lm.predict(ids, verbose=0)[0, -1]).numpy()
+    np.testing.assert_allclose(out["probabilities"].numpy()[0],
+                               want[vocab.encode(tokens)], atol=1e-5)
+
+
+def test_backward_language_model_export_predicts_the_token_before(tmp_path):
+    vocab = Vocab.build([["the", "cat", "sat", "on", "mat"]], min_freq=1)
+    lm = AWDLSTMLanguageModel(AWDLSTM(len(vocab), embedding_dim=8, hidden_dim=12,
+                                      num_layers=2))
+    lm(np.zeros((1, 2), np.int32))
+    path = export_language_model(lm, vocab, tmp_path / "lm", top_k=3, backwards=True,
+                                 keep_special_tokens=True)
+    out = tf.saved_model.load(path).signatures["serving_default"](
+        text=tf.constant(["cat sat"]))
+    ids = vocab.encode(["sat", "cat", "xxbos"])[None]
+    lm.reset_states()
+    want = tf.nn.softmax(lm.predict(ids, verbose=0)[0, -1]).numpy()
+    np.testing.assert_allclose(out["probabilities"].numpy()[0], np.sort(want)[::-1][:3],
+                               atol=1e-5)

@@ -15,7 +15,7 @@ EDGE_CASES = [
     "a\x85b\u00a0c\u2028d\u3000e", "日本語のテキスト、句読点。", "مرحبا بالعالم", "x" * 100_000,
     "the the the the. THE THE THE", "A I OK 1000000 ... !!!", "😀😀😀😀 🇫🇷🇫🇷", "e\u0301\u0301\u0301",
     "tab\tsep\rcr", "&lt;b&gt; &quot;q&quot; &#39;s &nbsp;x", "\\n literal", "xxbos xxmaj Already",
-    "word " * 20_000,
+    "word " * 20_000, "nul\x00byte \x00\x00\x00 end\x00",
 ]
 
 

@@ -124,6 +124,29 @@ def test_evaluate_predict_and_ensemble(three_stages, data_dir, capsys, tmp_path)
 
 
 @pytest.mark.slow
+def test_evaluate_a_sample_without_a_rare_class(three_stages, trec, tmp_path, capsys):
+    import csv
+
+    test = trec[1]
+    rows = [(t, test.classes[l]) for t, l in zip(test.texts, test.labels)
+            if test.classes[l] != "ABBR"]
+    assert len(rows) < len(test.texts)
+    path = tmp_path / "no_abbr.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([("text", "label"), *rows])
+    run = three_stages["classifier"]
+    assert main(["evaluate", str(path), run, "--out", str(tmp_path / "eval")]) == 0
+    with open(tmp_path / "eval" / "metrics.json") as f:
+        report = json.load(f)
+    assert report["classes"] == list(test.classes) and report["count"] == len(rows)
+    assert report["per_class"]["ABBR"]["support"] == 0
+    with open(path, "a", newline="") as f:
+        csv.writer(f).writerow(("What is a quark ?", "PHYSICS"))
+    assert main(["evaluate", str(path), run]) == 2
+    assert "classes that the run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_lr_find(three_stages, data_dir, tmp_path, capsys):
     assert main(["lr-find", "trec", "--lm", three_stages["finetuned"], "--data", data_dir,
                  "--out", str(tmp_path), "--steps", "40"]) == 0

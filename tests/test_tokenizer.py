@@ -56,3 +56,55 @@ def test_corpus_parallel_equals_serial(trec):
 def test_huge_text():
     tokens = tokenize("word " * 50_000 + "x" * 100_000)
     assert tokens == ["xxbos", "xxwrep", "50000", "word", "xxrep", "100000", "x"]
+
+
+def _modules_in_worker(_):
+    import sys
+
+    return sorted(m for m in sys.modules if m.split(".")[0] in {"tensorflow", "keras", "torch"})
+
+
+def _die(signal_number):
+    import os
+
+    os.kill(os.getpid(), signal_number)
+
+
+def test_workers_import_no_tensorflow():
+    from ulmfit_tf.text.tokenizer import map_in_workers
+
+    # This process has TensorFlow loaded: a forked worker would inherit it.
+    import tensorflow  # noqa: F401
+
+    assert list(map_in_workers(_modules_in_worker, [0, 1, 2], num_workers=2)) == [[]] * 3
+
+
+def test_workers_from_a_script_without_a_main_guard(tmp_path):
+    # multiprocessing's "spawn" would re-run this script in each worker.
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from ulmfit_tf.text import tokenize, tokenize_corpus\n"
+        "texts = [f'Text number {i} , SAID the tokenizer !!!' for i in range(3000)]\n"
+        "got = tokenize_corpus(texts, num_workers=2, chunk_size=500)\n"
+        "assert got == [tokenize(t) for t in texts]\n"
+        "print('ran once')\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["ran once"]
+
+
+@pytest.mark.parametrize("signal_name", ["SIGSEGV", "SIGKILL"])
+def test_dead_worker_raises_within_seconds(signal_name):
+    import signal
+    import time
+
+    from ulmfit_tf.text.tokenizer import map_in_workers
+
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="tokenizer worker process died.*num_workers=1"):
+        list(map_in_workers(_die, [getattr(signal, signal_name)] * 4, num_workers=2))
+    assert time.monotonic() - start < 30

@@ -3,12 +3,12 @@
 import argparse
 import json
 import os
+import re
 import sys
+import tempfile
 import time
 
 import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _prepare(args):
@@ -18,7 +18,7 @@ def _prepare(args):
     from ulmfit_tf.training.run_dir import write_config, write_json
     from ulmfit_tf.utils import atomic_directory
 
-    data = read_texts(args.corpus, source=args.data)
+    data = read_texts(args.corpus, source=args.data, encoding=args.encoding)
     start = time.time()
     tokens = tokenize_corpus(data.texts, num_workers=args.workers, progress=True)
     elapsed = time.time() - start
@@ -44,7 +44,7 @@ def _prepare(args):
     print(json.dumps(metrics))
 
 
-def _load_documents(corpus, data, max_vocab, min_freq, workers=None):
+def _load_documents(corpus, data, max_vocab, min_freq, workers=None, encoding="utf-8"):
     """(token id arrays, Vocab) from a `prepare` directory or a corpus name."""
     from ulmfit_tf.corpus import read_texts
     from ulmfit_tf.data import TokenFile
@@ -55,8 +55,8 @@ def _load_documents(corpus, data, max_vocab, min_freq, workers=None):
         tokens = TokenFile(os.path.join(corpus, "tokens"))
         return [np.asarray(tokens.ids[a:b]) for a, b in
                 zip(tokens.offsets[:-1], tokens.offsets[1:])], vocab
-    tokens = tokenize_corpus(read_texts(corpus, source=data).texts, num_workers=workers,
-                             progress=True)
+    tokens = tokenize_corpus(read_texts(corpus, source=data, encoding=encoding).texts,
+                             num_workers=workers, progress=True)
     vocab = Vocab.build(tokens, max_vocab=max_vocab, min_freq=min_freq)
     return [vocab.encode(t) for t in tokens], vocab
 
@@ -70,7 +70,8 @@ def _pretrain(args):
         drop_mult=args.drop_mult, batch_size=args.batch_size, bptt=args.bptt,
         epochs=args.epochs, max_lr=args.lr, schedule=args.schedule,
         valid_fraction=args.valid_fraction, backwards=args.backwards, seed=args.seed)
-    docs, vocab = _load_documents(args.corpus, args.data, args.max_vocab, args.min_freq)
+    docs, vocab = _load_documents(args.corpus, args.data, args.max_vocab, args.min_freq,
+                                  encoding=args.encoding)
     if args.max_tokens:
         # A seeded random choice of documents, so a cap samples every source.
         order = np.random.default_rng(args.seed).permutation(len(docs))
@@ -88,18 +89,9 @@ def _pretrain(args):
 
 
 def _generate(args):
-    import keras
-
     from ulmfit_tf.generation import generate
-    from ulmfit_tf.text import Vocab
 
-    model_path = os.path.join(args.run, "model.keras")
-    if not os.path.isfile(model_path):
-        raise FileNotFoundError(f"No model.keras in `run`={args.run!r}")
-    import ulmfit_tf  # noqa: F401  (registers the classes)
-
-    model = keras.saving.load_model(model_path)
-    vocab = Vocab.load(os.path.join(args.run, "vocab.txt"))
+    model, vocab = _load_lm_run(args.run)
     for sample in range(args.samples):
         kwargs = {"temperature": args.temperature}
         if args.sampler != "greedy":
@@ -122,16 +114,13 @@ def random_subset(texts, count, seed):
     return [texts[i] for i in sorted(chosen)]
 
 
-def _load_lm_run(run):
-    import keras
-
-    import ulmfit_tf  # noqa: F401  (registers the classes)
+def _load_lm_run(run, arg_name="run"):
     from ulmfit_tf.text import Vocab
+    from ulmfit_tf.training.run_dir import load_model_file, require_run
 
-    path = os.path.join(run, "model.keras")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No model.keras in the language-model run {run!r}")
-    return keras.saving.load_model(path, compile=False), Vocab.load(os.path.join(run, "vocab.txt"))
+    require_run(run, "language_model", arg_name)
+    return (load_model_file(os.path.join(run, "model.keras")),
+            Vocab.load(os.path.join(run, "vocab.txt")))
 
 
 def _finetune_lm(args):
@@ -141,10 +130,10 @@ def _finetune_lm(args):
                                                    train_language_model)
     from ulmfit_tf.training.transfer import remap_language_model
 
-    pretrained, old_vocab = _load_lm_run(args.pretrained)
+    pretrained, old_vocab = _load_lm_run(args.pretrained, "--pretrained")
     texts = []
     for corpus in args.corpus:
-        texts += read_texts(corpus, source=args.data).texts
+        texts += read_texts(corpus, source=args.data, encoding=args.encoding).texts
     if args.max_docs is not None:
         texts = random_subset(texts, args.max_docs, args.seed)
     tokens = tokenize_corpus(texts, progress=True)
@@ -167,10 +156,10 @@ def _finetune_lm(args):
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
 
 
-def _labelled(corpus, split, data):
+def _labelled(corpus, split, data, encoding="utf-8"):
     from ulmfit_tf.corpus import read_texts
 
-    dataset = read_texts(corpus, split=split, source=data)
+    dataset = read_texts(corpus, split=split, source=data, encoding=encoding)
     if dataset.labels is None:
         raise ValueError(f"The corpus {corpus!r} has no labels; a classifier needs them.")
     return dataset
@@ -190,9 +179,9 @@ def _train_classifier(args):
         gradual_unfreezing=not args.no_gradual_unfreezing, drop_mult=args.drop_mult,
         max_len=args.max_len, bptt=args.bptt, valid_fraction=args.valid_fraction,
         backwards=args.backwards, seed=args.seed, schedule=args.schedule)
-    data = _labelled(args.corpus, "train", args.data)
+    data = _labelled(args.corpus, "train", args.data, args.encoding)
     if args.lm:
-        source, vocab = _load_lm_run(args.lm)
+        source, vocab = _load_lm_run(args.lm, "--lm")
         docs = _encode(data.texts, vocab)
     else:
         tokens = tokenize_corpus(data.texts, progress=True)
@@ -209,7 +198,7 @@ def _train_classifier(args):
         verbose=1 if sys.stdout.isatty() else 2, extra_callbacks=extra)
     result = {"valid_error": summary.get("valid", {}).get("error_rate")}
     if args.test_split:
-        test = _labelled(args.corpus, "test", args.data)
+        test = _labelled(args.corpus, "test", args.data, args.encoding)
         probabilities = predict_probabilities(model, _encode(test.texts, vocab),
                                               backwards=config.backwards)
         report = classification_report(test.labels, probabilities, test.classes)
@@ -224,23 +213,38 @@ def _evaluate(args):
     from ulmfit_tf.training.classifier import load_run, predict_probabilities
     from ulmfit_tf.training.run_dir import write_json
 
-    data = _labelled(args.corpus, args.split, args.data)
-    total = None
+    data = _labelled(args.corpus, args.split, args.data, args.encoding)
+    total = run_classes = None
     for run in args.runs:
         model, vocab, classes, config = load_run(run)
-        if list(classes) != list(data.classes):
-            raise ValueError(f"The run {run!r} has classes {classes}, the corpus "
-                             f"{list(data.classes)}.")
+        if run_classes is None:
+            run_classes = list(classes)
+        elif list(classes) != run_classes:
+            raise ValueError(f"The runs to average must share their classes: {args.runs[0]!r} "
+                             f"has {run_classes}, {run!r} has {list(classes)}.")
         probabilities = predict_probabilities(model, _encode(data.texts, vocab),
                                               backwards=config.get("backwards", False))
         total = probabilities if total is None else total + probabilities
     # The paper's best results average a forward and a backward classifier.
-    report = classification_report(data.labels, total / len(args.runs), data.classes)
+    labels = _labels_as_run_ids(data, run_classes, args.runs[0])
+    report = classification_report(labels, total / len(args.runs), run_classes)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         write_json(os.path.join(args.out, "metrics.json"), report)
         plot_confusion_matrix(report, os.path.join(args.out, "confusion.png"), args.split)
     print(json.dumps({k: report[k] for k in ("accuracy", "error_rate", "macro_f1", "count")}))
+
+
+def _labels_as_run_ids(data, run_classes, run):
+    """The corpus' labels as ids of the run's classes. A test sample may
+    lack a rare class (it is reported with zero support), not hold one the
+    run has never seen."""
+    unknown = [c for c in data.classes if c not in run_classes]
+    if unknown:
+        raise ValueError(f"The corpus has classes that the run {run!r} was not trained on: "
+                         f"{unknown}. The run's classes: {run_classes}")
+    index = {c: i for i, c in enumerate(run_classes)}
+    return np.array([index[data.classes[label]] for label in data.labels], np.int32)
 
 
 def _predict(args):
@@ -268,8 +272,8 @@ def _lr_find(args):
     from ulmfit_tf.training.lr_finder import lr_find, plot_lr_find
     from ulmfit_tf.training.run_dir import write_json
 
-    data = _labelled(args.corpus, "train", args.data)
-    source, vocab = _load_lm_run(args.lm)
+    data = _labelled(args.corpus, "train", args.data, args.encoding)
+    source, vocab = _load_lm_run(args.lm, "--lm")
     config = ClassifierConfig(drop_mult=args.drop_mult)
     model = build_classifier(source, len(data.classes), config)
     model.compile(optimizer=keras.optimizers.Adam(1e-7, beta_1=0.7, beta_2=0.99),
@@ -287,15 +291,42 @@ def _lr_find(args):
 def _export(args):
     from ulmfit_tf.export import export_classifier, export_language_model
     from ulmfit_tf.training.classifier import load_run
+    from ulmfit_tf.training.run_dir import run_kind
 
-    if os.path.isfile(os.path.join(args.run, "classes.json")):
-        model, vocab, classes, _ = load_run(args.run)
-        path = export_classifier(model, vocab, classes, args.out, args.version, args.max_chars)
+    limits = {"max_chars": args.max_chars, "max_request_chars": args.max_request_chars,
+              "max_request_tokens": args.max_request_tokens, "version": args.version,
+              "overwrite": args.overwrite}
+    kinds = [run_kind(run) for run in args.runs]
+    if kinds[0] == "classifier":
+        if set(kinds) != {"classifier"}:
+            raise ValueError(f"`runs` must all be classifier runs to export their average. "
+                             f"Received: {dict(zip(args.runs, kinds))}")
+        loaded = [load_run(run) for run in args.runs]
+        classes = loaded[0][2]
+        for run, (_, _, other, _) in zip(args.runs, loaded):
+            if list(other) != list(classes):
+                raise ValueError(f"The runs to average must share their classes: "
+                                 f"{args.runs[0]!r} has {list(classes)}, {run!r} {list(other)}.")
+        path = export_classifier([m for m, *_ in loaded], [v for _, v, *_ in loaded], classes,
+                                 args.out, backwards=[c.get("backwards", False)
+                                                      for *_, c in loaded], **limits)
     else:
-        model, vocab = _load_lm_run(args.run)
-        path = export_language_model(model, vocab, args.out, args.version,
-                                     max_chars=args.max_chars)
+        if len(args.runs) > 1:
+            raise ValueError("Several runs export as one averaged model for classifiers only. "
+                             f"Received language-model runs: {args.runs}")
+        model, vocab = _load_lm_run(args.runs[0])
+        config = _read_run_config(args.runs[0])
+        path = export_language_model(model, vocab, args.out, backwards=config.get(
+            "backwards", False), keep_special_tokens=args.keep_special_tokens, **limits)
     print(json.dumps({"saved_model": path}))
+
+
+def _read_run_config(run):
+    path = os.path.join(run, "config.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
 
 
 DEFAULT_PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -352,6 +383,11 @@ def _run_main(argv):
         raise RuntimeError(f"`ulmfit-tf {' '.join(argv)}` failed")
 
 
+def _add_encoding_flag(parser):
+    parser.add_argument("--encoding", default="utf-8",
+                        help="encoding of .csv/.tsv/.txt corpora (e.g. latin-1, cp1252)")
+
+
 def _add_strategy_flag(parser):
     parser.add_argument(
         "--strategy", choices=["default", "mirrored", "multi_worker"], default="default",
@@ -361,11 +397,14 @@ def _add_strategy_flag(parser):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="ulmfit-tf", description=__doc__)
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up log (hidden except errors)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="tokenize a corpus, build its vocab, write token ids")
     p.add_argument("corpus", help="trec, imdb, imdb-unsup, or a path (.txt folder, .csv/.tsv)")
     p.add_argument("--out", required=True, help="directory to write")
     p.add_argument("--data", default=None, help="local mirror of the datasets")
+    _add_encoding_flag(p)
     p.add_argument("--max-vocab", type=int, default=60000)
     p.add_argument("--min-freq", type=int, default=3)
     p.add_argument("--workers", type=int, default=None)
@@ -378,6 +417,7 @@ def build_parser():
     p.add_argument("corpus", help="a `prepare` output directory, or a corpus as for prepare")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--data", default=None, help="local mirror of the datasets")
+    _add_encoding_flag(p)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--embedding-dim", type=int, default=400)
     p.add_argument("--hidden-dim", type=int, default=1152)
@@ -413,6 +453,7 @@ def build_parser():
     p.add_argument("--pretrained", required=True, help="a pretrain run directory")
     p.add_argument("--out", required=True)
     p.add_argument("--data", default=None, help="local mirror of the datasets")
+    _add_encoding_flag(p)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--freeze-epochs", type=int, default=1,
                    help="epochs that train only the embedding/decoder first")
@@ -440,6 +481,7 @@ def build_parser():
                    "leave out to train from scratch")
     p.add_argument("--out", required=True)
     p.add_argument("--data", default=None, help="local mirror of the datasets")
+    _add_encoding_flag(p)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--lr", type=float, default=1e-2, help="peak rate of the top group")
     p.add_argument("--factor", type=float, default=2.6, help="rate divisor per group")
@@ -471,6 +513,7 @@ def build_parser():
     p.add_argument("runs", nargs="+", help="classifier run directories")
     p.add_argument("--split", default="test")
     p.add_argument("--data", default=None)
+    _add_encoding_flag(p)
     p.add_argument("--out", default=None, help="write metrics.json and confusion.png here")
     p.set_defaults(func=_evaluate)
 
@@ -485,17 +528,29 @@ def build_parser():
     p.add_argument("--lm", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--data", default=None)
+    _add_encoding_flag(p)
     p.add_argument("--drop-mult", type=float, default=0.5)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=100)
     p.set_defaults(func=_lr_find)
 
     p = sub.add_parser("export", help="write a SavedModel for TF Serving (<out>/<version>/)")
-    p.add_argument("run", help="a classifier or language-model run directory")
+    p.add_argument("runs", nargs="+", metavar="run",
+                   help="a classifier or language-model run directory; several classifier "
+                        "runs (e.g. forward and backward) export as one averaged model")
     p.add_argument("--out", required=True, help="model base path (TF Serving watches it)")
-    p.add_argument("--version", type=int, default=1)
+    p.add_argument("--version", type=int, default=None,
+                   help="version directory; default: the next free number")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing version (TF Serving will not reload it)")
     p.add_argument("--max-chars", type=int, default=100_000,
                    help="characters of each request text that are read")
+    p.add_argument("--max-request-chars", type=int, default=2_000_000,
+                   help="bytes of text per request; larger requests are refused")
+    p.add_argument("--max-request-tokens", type=int, default=500_000,
+                   help="texts x tokens of the longest per request; larger are refused")
+    p.add_argument("--keep-special-tokens", action="store_true",
+                   help="language models: let xxmaj, xxunk, ... into the top k")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("demo", help="ULMFiT on TREC-6 from the bundled pretrained LM, "
@@ -510,9 +565,61 @@ def build_parser():
     return parser
 
 
+# An absl log record: severity letter, date, time; or absl's own notice that
+# logging is not initialised. Lines that follow a record without such a
+# head (e.g. "To enable the following instructions: ...") continue it.
+_ABSL_RECORD = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d\d|^WARNING: All log messages before absl")
+# A CUDA build of TensorFlow on a machine without a GPU reports this as an
+# error, though nothing is wrong: the CPU is used.
+_NO_GPU_NOISE = "failed call to cuInit"
+
+
+def _quiet_tensorflow_log(captured):
+    """The lines of `captured` (what TensorFlow wrote to stderr while
+    starting) a user should see: TensorFlow's errors, and anything that is
+    not an absl log record (a Python traceback)."""
+    kept, keep = [], True
+    for line in captured.splitlines(keepends=True):
+        head = _ABSL_RECORD.match(line)
+        if head:
+            keep = head.group(1) in ("E", "F") and _NO_GPU_NOISE not in line
+        if keep:
+            kept.append(line)
+    return "".join(kept)
+
+
+def _start_tensorflow(verbose):
+    """Imports TensorFlow and the package's Keras classes. TensorFlow 2.21
+    logs its start-up (oneDNN, CUDA, CPU features) through absl before any
+    log level applies (TF_CPP_MIN_LOG_LEVEL does not silence it), so unless
+    `verbose`, its stderr is captured meanwhile and only errors are shown."""
+    import ulmfit_tf
+
+    if verbose or "tensorflow" in sys.modules:
+        ulmfit_tf.import_keras_classes()
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_logical_devices()  # CUDA's probe logs here
+            ulmfit_tf.import_keras_classes()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            sys.stderr.write(_quiet_tensorflow_log(capture.read().decode("utf-8", "replace")))
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    _start_tensorflow(args.verbose)
     try:
         if getattr(args, "strategy", "default") != "default":
             from ulmfit_tf.distribute import make_strategy

@@ -5,13 +5,15 @@ import os
 from ulmfit_tf.data import datasets
 
 
-def read_texts(spec, split="train", source=None, text_column="text", label_column="label"):
+def read_texts(spec, split="train", source=None, text_column="text", label_column="label",
+               encoding="utf-8"):
     """Reads texts (and labels, when there are any) named by `spec`.
 
     `spec` is ``trec``, ``imdb`` or ``imdb-unsup`` (read from `source`, the
     ``ULMFIT_TF_DATA`` mirror or a download), or a path: a directory of
     ``.txt`` files (with class sub-folders for labels, read recursively when
-    unlabelled), a ``.csv``/``.tsv`` file, or one ``.txt`` file.
+    unlabelled), a ``.csv``/``.tsv`` file, or one ``.txt`` file, decoded
+    with `encoding`.
     """
     if spec == "trec":
         return datasets.load_trec(split, source=source)
@@ -23,10 +25,11 @@ def read_texts(spec, split="train", source=None, text_column="text", label_colum
             f"(folder of .txt files, .csv/.tsv file, .txt file). Received: {spec!r}")
     spec = os.fspath(spec)
     if spec.endswith((".csv", ".tsv")):
-        return datasets.load_csv(spec, text_column=text_column, label_column=label_column)
+        return datasets.load_csv(spec, text_column=text_column, label_column=label_column,
+                                 encoding=encoding)
     if os.path.isdir(spec):
         try:
-            return datasets.load_folder(spec)
+            return datasets.load_folder(spec, encoding=encoding)
         except ValueError:
-            return datasets.TextDataset(datasets.load_corpus(spec))
-    return datasets.TextDataset(datasets.load_corpus(spec))
+            return datasets.TextDataset(datasets.load_corpus(spec, encoding=encoding))
+    return datasets.TextDataset(datasets.load_corpus(spec, encoding=encoding))

@@ -34,8 +34,12 @@ def classification_report(labels, probabilities, classes):
         per_class[name] = {"precision": float(precision), "recall": float(recall),
                            "f1": float(f1), "support": int(confusion[c].sum())}
     accuracy = float((predicted == labels).mean()) if len(labels) else float("nan")
+    # As scikit-learn: a class neither in the labels nor predicted (a rare
+    # class missing from a test sample) does not pull the mean to zero.
+    seen = (confusion.sum(0) + confusion.sum(1)) > 0
+    f1s = [m["f1"] for m, s in zip(per_class.values(), seen) if s]
     return {"accuracy": accuracy, "error_rate": 1 - accuracy,
-            "macro_f1": float(np.mean([m["f1"] for m in per_class.values()])),
+            "macro_f1": float(np.mean(f1s)) if f1s else float("nan"),
             "per_class": per_class, "confusion_matrix": confusion.tolist(),
             "classes": list(classes), "count": int(len(labels))}
 

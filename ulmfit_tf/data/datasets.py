@@ -209,6 +209,21 @@ def load_folder(path, encoding="utf-8"):
     return TextDataset([_read_text(os.path.join(path, f), encoding) for f in top_files])
 
 
+def _undecodable_line(path, encoding):
+    """(1-based line, 1-based byte in that line) of the first bytes of `path`
+    that `encoding` cannot decode."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                decoder.decode(raw)
+            except UnicodeDecodeError as e:
+                return number, e.start + 1
+    return None, None
+
+
 def _read_text(path, encoding):
     try:
         with open(path, encoding=encoding) as f:
@@ -235,14 +250,21 @@ def load_csv(path, text_column="text", label_column="label", classes=None,
         raise FileNotFoundError(f"`path` is not a file: {path!r}")
     if delimiter is None:
         delimiter = "\t" if path.endswith(".tsv") else ","
-    with open(path, encoding=encoding, newline="") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        header = reader.fieldnames or []
-        for arg, col in (("text_column", text_column), ("label_column", label_column)):
-            if col is not None and col not in header:
-                raise ValueError(f"`{arg}`={col!r} is not a column of {path!r}. "
-                                 f"Columns: {header}")
-        rows = list(reader)
+    try:
+        with open(path, encoding=encoding, newline="") as f:
+            reader = csv.DictReader(f, delimiter=delimiter)
+            header = reader.fieldnames or []
+            for arg, col in (("text_column", text_column), ("label_column", label_column)):
+                if col is not None and col not in header:
+                    raise ValueError(f"`{arg}`={col!r} is not a column of {path!r}. "
+                                     f"Columns: {header}")
+            rows = list(reader)
+    except UnicodeDecodeError as e:
+        line, column = _undecodable_line(path, encoding)
+        raise ValueError(
+            f"{path!r} is not valid {encoding}: line {line}, byte {column} ({e.reason}). "
+            "Pass its encoding: `encoding=` (CLI: `--encoding`, e.g. latin-1 or cp1252)."
+        ) from None
     texts = [r[text_column] for r in rows]
     for i, t in enumerate(texts):
         if t is None:

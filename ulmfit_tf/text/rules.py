@@ -4,7 +4,7 @@ Both tokenizers apply the same steps in the same order, written once here so
 they cannot drift apart:
 
 1. ``fix_html``: fixed literal replacements (``<br />`` -> newline, a few HTML
-   entities, WikiText's ``@-@`` markers, ``<unk>`` -> ``xxunk``). fastai also
+   entities, WikiText's ``@-@`` markers, ``<unk>`` -> ``xxunk``, NUL -> space). fastai also
    calls ``html.unescape``; we keep to a fixed table because the in-graph twin
    can only do literal replacements.
 2. ``xxrep``: a non-space character repeated 3 or more times becomes
@@ -34,6 +34,9 @@ UNK_ID, PAD_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 # (literal, replacement). Order matters: "&amp;" must go before the entities
 # it could otherwise create.
 HTML_REPLACEMENTS = (
+    # NUL is a string terminator for some of TensorFlow's string ops, which
+    # dropped it where Python kept it as a token: both now read it as a space.
+    ("\x00", " "),
     ("<br />", "\n"),
     ("<br/>", "\n"),
     ("<br>", "\n"),

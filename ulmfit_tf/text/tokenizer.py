@@ -1,9 +1,16 @@
 """Python ULMFiT tokenizer for data preparation (twin of `GraphTokenizer`)."""
 
-import multiprocessing
 import os
+import pickle
+import queue
+import signal
+import subprocess
+import sys
+import threading
 
 import regex
+
+import ulmfit_tf
 
 from ulmfit_tf.text import rules
 
@@ -92,6 +99,13 @@ def _tokenize_chunk(texts):
 def tokenize_corpus(texts, num_workers=None, chunk_size=1000, progress=False):
     """Tokenizes many texts, in several processes when there are many.
 
+    Workers are new Python processes that import only the tokenizer: never
+    forked from this one, which may run TensorFlow's or torch's threads (a
+    fork of such a process can deadlock or crash), and, unlike
+    multiprocessing's "spawn", they do not re-run the main script, so a
+    script needs no ``if __name__ == "__main__"`` guard. A worker that dies
+    raises `RuntimeError`.
+
     Args:
         texts: a sequence of str.
         num_workers: processes to use; default: all CPUs for more than
@@ -111,24 +125,97 @@ def tokenize_corpus(texts, num_workers=None, chunk_size=1000, progress=False):
             )
     if num_workers is None:
         num_workers = os.cpu_count() if len(texts) > chunk_size else 1
-    if num_workers < 1:
-        raise ValueError(f"`num_workers` must be >= 1. Received: {num_workers}")
+    if not isinstance(num_workers, int) or num_workers < 1:
+        raise ValueError(f"`num_workers` must be an int >= 1. Received: {num_workers!r}")
     chunks = [texts[i:i + chunk_size] for i in range(0, len(texts), chunk_size)]
     bar = _progress_bar(len(texts), "tokenizing", progress)
     out = []
-    if num_workers == 1:
-        for chunk in chunks:
-            out.extend(_tokenize_chunk(chunk))
-            bar.update(len(chunk))
-    else:
-        # fork shares the already-imported module; spawn would re-import TF.
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(num_workers) as pool:
-            for result in pool.imap(_tokenize_chunk, chunks):
-                out.extend(result)
-                bar.update(len(result))
+    for result in map_in_workers(_tokenize_chunk, chunks, min(num_workers, len(chunks))):
+        out.extend(result)
+        bar.update(len(result))
     bar.close()
     return out
+
+
+def map_in_workers(function, items, num_workers):
+    """``map(function, items)`` in `num_workers` worker processes (in this
+    process for one), results in order. `function` must be a module-level
+    function of a module that does not import TensorFlow; items and results
+    travel pickled."""
+    if num_workers <= 1:
+        yield from map(function, items)
+        return
+    items = list(items)
+    env = {**os.environ, ulmfit_tf.TOKENIZER_WORKER_ENV: "1"}
+    workers = [subprocess.Popen(
+        [sys.executable, "-c", "from ulmfit_tf.text.tokenizer import _serve; _serve()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env) for _ in range(num_workers)]
+    todo = queue.SimpleQueue()
+    for task in enumerate(items):
+        todo.put(task)
+    done = queue.SimpleQueue()
+
+    def drive(worker):
+        # One thread per worker: send an item, wait for its result, repeat.
+        try:
+            pickle.dump(sys.path, worker.stdin)
+            while True:
+                try:
+                    index, item = todo.get_nowait()
+                except queue.Empty:
+                    break
+                pickle.dump((function, item), worker.stdin)
+                worker.stdin.flush()
+                done.put((index, pickle.load(worker.stdout)))
+        except (EOFError, OSError, pickle.UnpicklingError):
+            done.put((None, _death_message(worker)))
+
+    threads = [threading.Thread(target=drive, args=(w,), daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    try:
+        pending, next_index = {}, 0
+        while next_index < len(items):
+            index, result = done.get()
+            if index is None:
+                raise RuntimeError(result)
+            pending[index] = result
+            while next_index in pending:
+                yield pending.pop(next_index)
+                next_index += 1
+    finally:
+        for worker in workers:
+            worker.kill()
+        for thread in threads:  # each ends on its worker's closed pipe
+            thread.join()
+        for worker in workers:
+            worker.wait()
+            worker.stdin.close()
+            worker.stdout.close()
+
+
+def _death_message(worker):
+    code = worker.wait()
+    how = (f"killed by {signal.Signals(-code).name}" if code < 0 and -code in
+           signal.valid_signals() else f"exit code {code}")
+    return (f"A tokenizer worker process died ({how}); its texts were not tokenized. "
+            "Run again with `num_workers=1` (CLI: `--workers 1`) to tokenize in this "
+            "process.")
+
+
+def _serve():
+    """A worker's loop: (function, item) in on stdin, the result out on stdout."""
+    requests = sys.stdin.buffer
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print must not corrupt the replies
+    sys.path[:] = pickle.load(requests)
+    while True:
+        try:
+            function, item = pickle.load(requests)
+        except EOFError:
+            return
+        pickle.dump(function(item), replies)
+        replies.flush()
 
 
 def _progress_bar(total, desc, enabled):

@@ -270,13 +270,11 @@ def _inference_function(model):
 
 def load_run(run_dir):
     """(model, vocab, classes, config dict) of a classifier run directory."""
-    import ulmfit_tf  # noqa: F401  (registers the classes with Keras)
     from ulmfit_tf.text import Vocab
+    from ulmfit_tf.training.run_dir import load_model_file, require_run
 
-    path = os.path.join(run_dir, "model.keras")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No model.keras in {run_dir!r}")
-    model = keras.saving.load_model(path, compile=False)
+    require_run(run_dir, "classifier")
+    model = load_model_file(os.path.join(run_dir, "model.keras"))
     with open(os.path.join(run_dir, "classes.json")) as f:
         classes = json.load(f)
     with open(os.path.join(run_dir, "config.json")) as f:

@@ -36,6 +36,48 @@ def save_model(model, path):
             os.remove(tmp)
 
 
+def load_model_file(path, compile=False):
+    """`keras.saving.load_model` with errors that name the file and say
+    what is wrong with it (Keras says "File not found" for a truncated one)."""
+    import zipfile
+
+    import ulmfit_tf
+
+    ulmfit_tf.import_keras_classes()
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No model file at {path!r}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"Could not read the model file {path!r}: it is not a .keras "
+                         "archive (truncated or corrupt?)")
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as e:  # Keras raises many kinds for a damaged archive
+        raise ValueError(f"Could not read the model file {path!r} ({type(e).__name__}: "
+                         f"{e})") from e
+
+
+def run_kind(run_dir):
+    """``"classifier"`` or ``"language_model"``: what a run directory holds."""
+    run_dir = os.fspath(run_dir)
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"No run directory at {run_dir!r}")
+    if not os.path.isfile(os.path.join(run_dir, "model.keras")):
+        raise FileNotFoundError(f"No model.keras in the run directory {run_dir!r}")
+    if os.path.isfile(os.path.join(run_dir, "classes.json")):
+        return "classifier"
+    return "language_model"
+
+
+def require_run(run_dir, kind, arg_name="run"):
+    """Checks that `run_dir` is a run of `kind`, with an error naming `arg_name`."""
+    found = run_kind(run_dir)
+    if found != kind:
+        names = {"classifier": "classifier", "language_model": "language-model"}
+        raise ValueError(f"`{arg_name}` must be a {names[kind]} run directory. Received: "
+                         f"{run_dir!r}, which holds a {names[found]}.")
+
+
 def save_figure(fig, path):
     """Writes a matplotlib figure as PNG (temporary name, then rename) and closes it."""
     import matplotlib.pyplot as plt

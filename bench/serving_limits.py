@@ -1,0 +1,92 @@
+"""Peak memory and time of the exported classifier at its request limits.
+
+    python bench/serving_limits.py [--lm saved_models/general-en-base] [--out /tmp/limits]
+
+Exports a classifier built on the given language model (head untrained: the
+cost does not depend on the weights) with the default limits, then, in a
+fresh process per request that loads only the SavedModel (as a server
+would), sends one request and reports the peak resident memory (ru_maxrss)
+after loading and after the request, and the request's time:
+
+- a baseline of 8 TREC-length questions;
+- at the token limit: texts x longest = max_request_tokens (64 texts of
+  max_request_tokens / 64 tokens of prose);
+- at the character limit with punctuation, one token per character (refused
+  by the token limit: the time and memory it takes to refuse);
+- what the issue measured without limits: 64 texts of 100,000 characters
+  (refused now).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+from ulmfit_tf.export import (DEFAULT_MAX_REQUEST_CHARS, DEFAULT_MAX_REQUEST_TOKENS,
+                              export_classifier)
+
+CHILD = r"""
+import json, resource, sys, time
+import tensorflow as tf
+texts = json.load(open(sys.argv[2]))
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+serve(text=tf.constant(["warm up ?"]))
+loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+start = time.perf_counter()
+try:
+    serve(text=tf.constant(texts))
+    outcome = "served"
+except tf.errors.InvalidArgumentError as e:
+    outcome = "refused: " + e.message.split("\n")[0][:90]
+print(json.dumps({"loaded_mb": loaded, "peak_mb":
+                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "seconds": time.perf_counter() - start, "outcome": outcome}))
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parser.add_argument("--lm", default=os.path.join(root, "saved_models", "general-en-base"))
+    parser.add_argument("--out", default="/tmp/ulmfit-serving-limits")
+    args = parser.parse_args()
+
+    from ulmfit_tf.cli import _load_lm_run
+    from ulmfit_tf.models import AWDLSTMClassifier
+
+    lm, vocab = _load_lm_run(args.lm)
+    model = AWDLSTMClassifier.from_language_model(lm, 6)
+    path = export_classifier(model, vocab, [str(i) for i in range(6)], args.out,
+                             overwrite=True, version=1)
+    # About one token per 5 characters of prose.
+    prose_tokens = DEFAULT_MAX_REQUEST_TOKENS // 64
+    prose = ("The film was long , but the acting was good . " * 1000)[:5 * prose_tokens]
+    cases = {
+        "8 questions": ["Who wrote the novel Hamlet ?"] * 8,
+        f"64 x ~{prose_tokens} tokens of prose (token limit)": [prose] * 64,
+        f"{DEFAULT_MAX_REQUEST_CHARS // 64} punctuation chars x 64 (char limit)":
+            [".,;:" * (DEFAULT_MAX_REQUEST_CHARS // 64 // 4)] * 64,
+        "64 x 100,000 characters (refused)": ["word " * 20_000] * 64,
+    }
+    print(f"SavedModel {path}; limits: {DEFAULT_MAX_REQUEST_CHARS:,} bytes, "
+          f"{DEFAULT_MAX_REQUEST_TOKENS:,} token steps per request")
+    print("| request | outcome | peak RSS after load | peak RSS after request | seconds |")
+    print("|---|---|---|---|---|")
+    for name, texts in cases.items():
+        texts_path = os.path.join(args.out, "texts.json")
+        with open(texts_path, "w") as f:
+            json.dump(texts, f)
+        result = subprocess.run([sys.executable, "-c", CHILD, path, texts_path],
+                                capture_output=True, text=True,
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        if result.returncode:
+            print(f"| {name} | failed: {result.stderr[-300:]} | | | |")
+            continue
+        r = json.loads(result.stdout.strip().splitlines()[-1])
+        print(f"| {name} | {r['outcome']} | {r['loaded_mb']:.0f} MB | {r['peak_mb']:.0f} MB | "
+              f"{r['seconds']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
