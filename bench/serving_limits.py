@@ -9,12 +9,13 @@ would), sends one request and reports the peak resident memory (ru_maxrss)
 after loading and after the request, and the request's time:
 
 - a baseline of 8 TREC-length questions;
-- at the token limit: texts x longest = max_request_tokens (64 texts of
-  max_request_tokens / 64 tokens of prose);
-- at the character limit with punctuation, one token per character (refused
-  by the token limit: the time and memory it takes to refuse);
+- at the token limit: 64 texts of one-letter words, texts x longest just
+  under max_request_tokens;
+- near both limits: 64 texts of prose (about 4 characters a token);
+- the same characters of punctuation, one token each (refused by the token
+  limit: what it costs to refuse);
 - what the issue measured without limits: 64 texts of 100,000 characters
-  (refused now).
+  (refused by the character limit).
 """
 
 import argparse
@@ -22,6 +23,8 @@ import json
 import os
 import subprocess
 import sys
+
+import numpy as np
 
 from ulmfit_tf.export import (DEFAULT_MAX_REQUEST_CHARS, DEFAULT_MAX_REQUEST_TOKENS,
                               export_classifier)
@@ -38,7 +41,8 @@ try:
     serve(text=tf.constant(texts))
     outcome = "served"
 except tf.errors.InvalidArgumentError as e:
-    outcome = "refused: " + e.message.split("\n")[0][:90]
+    outcome = "refused: " + next((l for l in e.message.splitlines() if "more than" in l),
+                                 e.message)[:60]
 print(json.dumps({"loaded_mb": loaded, "peak_mb":
                   resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "seconds": time.perf_counter() - start, "outcome": outcome}))
@@ -57,17 +61,22 @@ def main():
 
     lm, vocab = _load_lm_run(args.lm)
     model = AWDLSTMClassifier.from_language_model(lm, 6)
+    model(np.full((1, 4), 2, np.int32))  # build
     path = export_classifier(model, vocab, [str(i) for i in range(6)], args.out,
                              overwrite=True, version=1)
-    # About one token per 5 characters of prose.
-    prose_tokens = DEFAULT_MAX_REQUEST_TOKENS // 64
-    prose = ("The film was long , but the acting was good . " * 1000)[:5 * prose_tokens]
+    per_text_tokens = DEFAULT_MAX_REQUEST_TOKENS // 64 - 2  # xxbos, and a margin
+    per_text_bytes = DEFAULT_MAX_REQUEST_CHARS // 64 - 100
+    # About 4 characters a token: 29,000 characters are about 7,400 tokens,
+    # so 64 of them come close to both limits.
+    prose = ("The film was long , but the acting was good . " * 1000)[:29_000]
     cases = {
         "8 questions": ["Who wrote the novel Hamlet ?"] * 8,
-        f"64 x ~{prose_tokens} tokens of prose (token limit)": [prose] * 64,
-        f"{DEFAULT_MAX_REQUEST_CHARS // 64} punctuation chars x 64 (char limit)":
-            [".,;:" * (DEFAULT_MAX_REQUEST_CHARS // 64 // 4)] * 64,
-        "64 x 100,000 characters (refused)": ["word " * 20_000] * 64,
+        # Alternating, so that no word repeats (xxwrep would fold a run).
+        f"64 x {per_text_tokens:,} one-letter words (at the token limit)":
+            ["a b " * (per_text_tokens // 2)] * 64,
+        "64 x 29,000 characters of prose (near both limits)": [prose] * 64,
+        f"64 x {per_text_bytes:,} punctuation characters": [".,;:" * (per_text_bytes // 4)] * 64,
+        "64 x 100,000 characters": ["word " * 20_000] * 64,
     }
     print(f"SavedModel {path}; limits: {DEFAULT_MAX_REQUEST_CHARS:,} bytes, "
           f"{DEFAULT_MAX_REQUEST_TOKENS:,} token steps per request")

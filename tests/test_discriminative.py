@@ -214,6 +214,52 @@ def test_backup_and_restore_resumes_exactly(tmp_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
 
 
+def _seed_generators(model):
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def _draws(model, reseed, epoch, count=4):
+    """The first `count` dropout keys the weight-drop layer rnn_1 draws in `epoch`."""
+    reseed.on_epoch_begin(epoch)
+    generator = model.get_layer("rnn_1").seed_generator
+    return [tuple(generator.next().numpy()) for _ in range(count)]
+
+
+def test_reseeding_gives_each_epoch_its_own_masks():
+    lm = AWDLSTMLanguageModel(AWDLSTM(30, embedding_dim=8, hidden_dim=12, num_layers=3))
+    lm(np.zeros((1, 2), np.int32))
+    reseed = ReseedEachEpoch(3)
+    reseed.set_model(lm)
+    first, second = _draws(lm.encoder, reseed, 0), _draws(lm.encoder, reseed, 1)
+    # Keras adds one to a generator's counter per draw: a counter of `epoch`
+    # made step k of epoch 1 draw step k + 1 of epoch 0.
+    assert not set(first) & set(second)
+    assert _draws(lm.encoder, reseed, 0) == first  # (seed, epoch, step) fixes the mask
+    reseed.on_epoch_begin(0)
+    keys = [tuple(v.numpy()) for v in _seed_generators(lm)]
+    assert len(set(keys)) == len(keys)  # every layer its own stream
+
+
+def test_reseeding_follows_the_model_not_the_names():
+    def build():
+        lm = AWDLSTMLanguageModel(AWDLSTM(30, embedding_dim=8, hidden_dim=12, num_layers=3))
+        lm(np.zeros((1, 2), np.int32))
+        return lm
+
+    first = build()
+    # Other generators built in between shift the process-wide auto-names
+    # (seed_generator_9 -> seed_generator_19...), and so their string order.
+    _ = [keras.random.SeedGenerator() for _ in range(10)]
+    second = build()
+    states = []
+    for model in (first, second):
+        reseed = ReseedEachEpoch(5)
+        reseed.set_model(model)
+        reseed.on_epoch_begin(2)
+        states.append([v.numpy().tolist() for v in _seed_generators(model)])
+    assert states[0] == states[1]
+
+
 @pytest.mark.parametrize("jit", [False, True])
 def test_gradual_unfreezing_changes_exactly_the_expected_groups(jit):
     clf = small_classifier()
@@ -228,9 +274,13 @@ def test_gradual_unfreezing_changes_exactly_the_expected_groups(jit):
 
         def on_epoch_end(self, epoch, logs=None):
             after = snapshot(clf)
+            # Every weight, not only those Keras calls trainable (a frozen
+            # layer's are not, so a failure to freeze would be invisible);
+            # the dropout seed counters move in every training step.
             changed.append([g for g, group in enumerate(groups) if any(
                 not np.array_equal(after[v.path], self.before[v.path])
-                for layer in group for v in layer.weights if v.trainable)])
+                for layer in group for v in layer.weights
+                if not v.path.endswith("seed_generator_state"))])
 
     clf.fit(x, y, batch_size=8, epochs=6, verbose=0,
             callbacks=[GradualUnfreezing(groups), Watch()])
@@ -374,3 +424,19 @@ def test_multi_label_and_regression_heads(task, loss, y):
     clf.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)
     history = clf.fit(x, y, epochs=20, batch_size=8, verbose=0).history["loss"]
     assert history[-1] < 0.8 * history[0]  # it fits the targets
+
+
+def test_gradient_clipping_is_global_in_both_stages():
+    from ulmfit_tf.training.classifier import ClassifierConfig
+    from ulmfit_tf.training.language_model import LanguageModelConfig, compile_language_model
+
+    lm = AWDLSTMLanguageModel(AWDLSTM(30, embedding_dim=8, hidden_dim=12, num_layers=2))
+    lm(np.zeros((1, 2), np.int32))
+    compile_language_model(lm, LanguageModelConfig(global_clipnorm=0.25), total_steps=10)
+    assert lm.optimizer.global_clipnorm == 0.25 and lm.optimizer.clipnorm is None
+    # The optimizer clips the gradients' joint norm: [3, 0] and [0, 4] (norm 5)
+    # become a tenth of themselves, not each clipped to 0.25 alone.
+    clipped = lm.optimizer._clip_gradients([tf.constant([3.0, 0.0]), tf.constant([0.0, 4.0])])
+    np.testing.assert_allclose(clipped[0], [0.15, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(clipped[1], [0.0, 0.2], rtol=1e-6)
+    assert ClassifierConfig(global_clipnorm=0.25).global_clipnorm == 0.25

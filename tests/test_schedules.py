@@ -10,12 +10,20 @@ from ulmfit_tf.training.classifier import ClassifierConfig, _schedule
 
 
 def paper_stlr(t, T, max_lr, cut_frac=0.1, ratio=32):
+    """Eq. 3 as printed (its decay length is T - cut only when T * cut_frac
+    is a whole number)."""
     cut = math.floor(T * cut_frac)
     p = t / cut if t < cut else 1 - (t - cut) / (cut * (1 / cut_frac - 1))
     return max_lr * (1 + p * (ratio - 1)) / ratio
 
 
-@pytest.mark.parametrize("total, cut_frac, ratio", [(1000, 0.1, 32), (137, 0.2, 10), (50, 0.1, 32)])
+def stlr_to_the_end(t, T, max_lr, cut_frac=0.1, ratio=32):
+    cut = math.floor(T * cut_frac)
+    p = t / cut if t < cut else 1 - (t - cut) / (T - cut)
+    return max_lr * (1 + max(p, 0) * (ratio - 1)) / ratio
+
+
+@pytest.mark.parametrize("total, cut_frac, ratio", [(1000, 0.1, 32), (140, 0.2, 10), (50, 0.1, 32)])
 def test_stlr_matches_equation_3(total, cut_frac, ratio):
     schedule = SlantedTriangular(0.01, total, cut_frac, ratio)
     got = np.array([float(schedule(t)) for t in range(total + 1)])
@@ -26,6 +34,20 @@ def test_stlr_matches_equation_3(total, cut_frac, ratio):
     assert math.isclose(got[0], 0.01 / ratio, rel_tol=1e-6)
     assert got[-1] == pytest.approx(0.01 / ratio, rel=0.05)
     assert float(schedule(10 * total)) == pytest.approx(0.01 / ratio)
+
+
+@pytest.mark.parametrize("total, cut_frac", [(15, 0.1), (37, 0.1), (137, 0.2), (23, 0.3)])
+def test_stlr_of_odd_lengths_decays_until_the_last_step(total, cut_frac):
+    schedule = SlantedTriangular(0.01, total, cut_frac)
+    got = np.array([float(schedule(t)) for t in range(total + 1)])
+    want = [stlr_to_the_end(t, total, 0.01, cut_frac) for t in range(total + 1)]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    cut = math.floor(total * cut_frac)
+    assert np.all(np.diff(got[cut:]) < 0)  # no step at the floor before T
+    assert got[total] == pytest.approx(0.01 / 32) and got[total - 1] > 0.01 / 32 * 1.01
+    one_stage = StagedSlantedTriangular(0.01, [total], cut_frac)
+    np.testing.assert_allclose([float(one_stage(t)) for t in range(total + 5)],
+                               [float(schedule(t)) for t in range(total + 5)], rtol=1e-6)
 
 
 def test_staged_stlr_is_equation_3_restarted_at_each_stage():

@@ -13,6 +13,7 @@ import os
 import keras
 import tensorflow as tf
 
+from ulmfit_tf.layers.lstm_kernels import portable_lstm
 from ulmfit_tf.text import GraphTokenizer
 from ulmfit_tf.text.rules import PAD_ID, SPECIAL_TOKENS
 from ulmfit_tf.utils import atomic_directory
@@ -146,17 +147,12 @@ def export_classifier(model, vocab, classes, out, version=None, max_chars=DEFAUL
             total += probabilities_of(m, ragged.to_tensor(default_value=PAD_ID))
         return outputs(total / len(models))
 
-    archive = keras.export.ExportArchive()
-    for m in models:
-        archive.track(m)
-    for tokenizer in tokenizers:
-        archive.track(tokenizer)
-    archive.add_endpoint("serving_default", serve_text, input_signature=[TEXT_SPEC])
+    endpoints = [("serving_default", serve_text, TEXT_SPEC)]
     if len(models) == 1:
-        archive.add_endpoint(
-            "predict_ids", lambda token_ids: outputs(probabilities_of(models[0], token_ids)),
-            input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")])
-    return _write(archive, path)
+        endpoints.append(("predict_ids",
+                          lambda token_ids: outputs(probabilities_of(models[0], token_ids)),
+                          tf.TensorSpec([None, None], tf.int32, name="token_ids")))
+    return _write([*models, *tokenizers], endpoints, path)
 
 
 def export_language_model(model, vocab, out, version=None, top_k=10, max_chars=DEFAULT_MAX_CHARS,
@@ -198,11 +194,7 @@ def export_language_model(model, vocab, out, version=None, top_k=10, max_chars=D
         top = tf.math.top_k(tf.where(hidden, -1.0, probabilities), k=top_k)
         return {"tokens": tf.gather(itos, top.indices), "probabilities": top.values}
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.track(tokenizer)
-    archive.add_endpoint("serving_default", next_tokens, input_signature=[TEXT_SPEC])
-    return _write(archive, path)
+    return _write([model, tokenizer], [("serving_default", next_tokens, TEXT_SPEC)], path)
 
 
 def _version_path(out, version, overwrite):
@@ -220,7 +212,16 @@ def _version_path(out, version, overwrite):
     return path
 
 
-def _write(archive, path):
-    with atomic_directory(path) as tmp:
-        archive.write_out(tmp, verbose=False)
+def _write(tracked, endpoints, path):
+    """Traces `endpoints` ((name, function, input spec)) with the portable
+    LSTM loop, so that the SavedModel runs on CPU-only servers too, and
+    writes them to `path` (complete, or not at all)."""
+    archive = keras.export.ExportArchive()
+    for layer in tracked:
+        archive.track(layer)
+    with portable_lstm():
+        for name, function, spec in endpoints:
+            archive.add_endpoint(name, function, input_signature=[spec])
+        with atomic_directory(path) as tmp:
+            archive.write_out(tmp, verbose=False)
     return path

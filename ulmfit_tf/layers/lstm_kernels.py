@@ -10,7 +10,9 @@ through the loop (and than `keras.layers.LSTM` here; see docs/PERFORMANCE.md).
 Gate order is Keras' and PyTorch's: input, forget, cell, output.
 """
 
+import contextlib
 import importlib
+import threading
 
 import keras
 import tensorflow as tf
@@ -18,21 +20,41 @@ import tensorflow as tf
 # The package re-exports a function named `rnn` over the module's name.
 keras_tf_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
 
+_tracing = threading.local()
+
+
+def cudnn_visible():
+    """Whether Keras will take its fused cuDNN kernel (a GPU is visible)."""
+    return keras_tf_rnn.cudnn_ok(keras.activations.tanh, keras.activations.sigmoid,
+                                 unroll=False, use_bias=True)
+
+
+@contextlib.contextmanager
+def portable_lstm():
+    """Within it, LSTMs are traced as the portable loop even where a GPU is
+    visible: a graph holding cuDNN's op (CudnnRNNV3) runs on GPUs only, so an
+    export traced on a GPU host would fail on a CPU-only server."""
+    previous = getattr(_tracing, "portable", False)
+    _tracing.portable = True
+    try:
+        yield
+    finally:
+        _tracing.portable = previous
+
 
 def lstm_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias, mask=None):
     """Runs an LSTM over [B, T, I] inputs; returns (outputs [B, T, H], h, c).
 
     `mask` ([B, T] bool, True for real steps, right padding only): masked
     steps keep the state, so (h, c) is the state after each row's last real
-    step, and their outputs repeat the last real output (cuDNN: zeros).
+    step, and their outputs repeat the last real output (cuDNN: zeros). A
+    row without any real step keeps its initial state, and outputs it.
     """
-    try:
-        _, outputs, (h, c) = keras_tf_rnn.lstm(
-            inputs, h0, c0, mask, kernel, recurrent_kernel, bias,
-            keras.activations.tanh, keras.activations.sigmoid, return_sequences=True)
-        return outputs, h, c
-    except NotImplementedError:  # no GPU: Keras raises this to say "no cuDNN"
-        pass
+    if not getattr(_tracing, "portable", False):
+        try:
+            return _cudnn_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias, mask)
+        except NotImplementedError:  # no GPU: Keras raises this to say "no cuDNN"
+            pass
     projected = tf.einsum("bti,ig->tbg", inputs, kernel) + bias
     if mask is None:
         outputs, c = _lstm_loop(projected, tf.ones([], projected.dtype), recurrent_kernel,
@@ -41,6 +63,26 @@ def lstm_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias, mask=None):
         keep = tf.cast(tf.transpose(mask)[:, :, tf.newaxis], projected.dtype)
         outputs, c = _masked_lstm_loop(projected, keep, recurrent_kernel, h0, c0)
     return tf.transpose(outputs, [1, 0, 2]), outputs[-1], c
+
+
+def _cudnn_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias, mask):
+    if mask is None:
+        _, outputs, (h, c) = keras_tf_rnn.lstm(
+            inputs, h0, c0, None, kernel, recurrent_kernel, bias,
+            keras.activations.tanh, keras.activations.sigmoid, return_sequences=True)
+        return outputs, h, c
+    # cuDNN asserts that every row has a real step; BPT3C's chunks before a
+    # short text's window are all padding for it. Such rows run one step on
+    # padding, and their results are replaced by the initial state.
+    has_steps = tf.reduce_any(mask, axis=1)
+    first = tf.logical_or(mask[:, :1], tf.logical_not(has_steps)[:, tf.newaxis])
+    _, outputs, (h, c) = keras_tf_rnn.lstm(
+        inputs, h0, c0, tf.concat([first, mask[:, 1:]], 1), kernel, recurrent_kernel, bias,
+        keras.activations.tanh, keras.activations.sigmoid, return_sequences=True)
+    keep = has_steps[:, tf.newaxis]
+    outputs = tf.where(keep[:, :, tf.newaxis], outputs,
+                       tf.broadcast_to(h0[:, tf.newaxis, :], tf.shape(outputs)))
+    return outputs, tf.where(keep, h, h0), tf.where(keep, c, c0)
 
 
 def _cell(z, c):

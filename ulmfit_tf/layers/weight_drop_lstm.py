@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from ulmfit_tf.layers.lstm_kernels import lstm_sequence
+from ulmfit_tf.layers.lstm_kernels import cudnn_visible, lstm_sequence
 
 
 @keras.saving.register_keras_serializable(package="ulmfit_tf")
@@ -45,6 +45,9 @@ class WeightDropLSTM(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator()
         # The padding mask is taken as an argument; outputs carry none.
         self.supports_masking = True
+        # XLA cannot compile cuDNN's op: with jit_compile="auto", Keras then
+        # leaves XLA off (as its own LSTM does).
+        self.supports_jit = not cudnn_visible()
 
     def compute_mask(self, inputs, mask=None):
         return [None, None, None]

@@ -112,8 +112,14 @@ class ReseedEachEpoch(keras.callbacks.Callback):
     Keras saves weights and optimizer state in checkpoints but not the state
     of its random seed generators, so a run resumed from a checkpoint would
     draw other dropout masks than the uninterrupted run. Reseeding at each
-    epoch start makes the masks depend on (seed, epoch, step) only: a resumed
-    run then reproduces the uninterrupted one exactly.
+    epoch start makes the masks depend on (seed, generator, epoch, step)
+    only: a resumed run then reproduces the uninterrupted one exactly.
+
+    The epoch goes into the generator's key, not its counter: Keras adds one
+    to the counter per draw, so a counter of `epoch` would replay the last
+    epoch's masks shifted by one step. Generators are taken in the model's
+    order of variables, which its structure fixes (their auto-generated
+    names depend on what else the process built first).
     """
 
     def __init__(self, seed=0):
@@ -121,10 +127,10 @@ class ReseedEachEpoch(keras.callbacks.Callback):
         self.seed = int(seed)
 
     def on_epoch_begin(self, epoch, logs=None):
-        states = sorted((v for v in self.model.variables
-                         if v.path.endswith("seed_generator_state")), key=lambda v: v.path)
+        states = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
         for i, state in enumerate(states):
-            state.assign(np.array([self.seed * 7919 + i, epoch], state.dtype))
+            key = np.random.SeedSequence([self.seed, i, epoch]).generate_state(1)[0]
+            state.assign(np.array([key & 0x7FFFFFFF, 0], state.dtype))
 
 
 class ProgressLog(keras.callbacks.Callback):

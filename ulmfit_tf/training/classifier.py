@@ -48,7 +48,9 @@ class ClassifierConfig:
     weight_decay: float = 0.01
     beta_1: float = 0.7
     beta_2: float = 0.99
-    clipnorm: float = None
+    # Clips the norm of all gradients together, as AWD-LSTM and fastai do
+    # (Keras' `clipnorm` clips each variable's alone).
+    global_clipnorm: float = None
     max_len: int = 72 * 20
     bptt: int = 72
     task: str = "single_label"
@@ -164,7 +166,7 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     unfreezing = GradualUnfreezing(groups) if config.gradual_unfreezing else None
     optimizer = DiscriminativeAdam(_schedule(config, len(train), unfreezing), multipliers,
                                    weight_decay=config.weight_decay, beta_1=config.beta_1,
-                                   beta_2=config.beta_2, clipnorm=config.clipnorm)
+                                   beta_2=config.beta_2, global_clipnorm=config.global_clipnorm)
     loss, metrics = _loss(config.task)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
                   jit_compile=resolve_jit_compile(config.jit_compile, model.distribute_strategy))

@@ -40,7 +40,9 @@ class LanguageModelConfig:
     weight_decay: float = 0.01
     beta_1: float = 0.8
     beta_2: float = 0.99
-    clipnorm: float = None
+    # Clips the norm of all gradients together, as AWD-LSTM and fastai do
+    # (Keras' `clipnorm` clips each variable's alone).
+    global_clipnorm: float = None
     valid_fraction: float = 0.05
     backwards: bool = False
     seed: int = 0
@@ -90,7 +92,7 @@ def compile_language_model(model, config, total_steps):
                                                  config.discriminative_factor)
     optimizer = DiscriminativeAdam(
         make_schedule(config, total_steps), multipliers, weight_decay=config.weight_decay,
-        beta_1=config.beta_1, beta_2=config.beta_2, clipnorm=config.clipnorm)
+        beta_1=config.beta_1, beta_2=config.beta_2, global_clipnorm=config.global_clipnorm)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras_hub.metrics.Perplexity(from_logits=True, name="perplexity")],

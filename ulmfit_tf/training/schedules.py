@@ -24,9 +24,15 @@ class SlantedTriangular(keras.optimizers.schedules.LearningRateSchedule):
     first ``cut = floor(total_steps * cut_frac)`` steps, then a long linear
     decay back to ``max_lr / ratio`` at `total_steps` (held there after):
 
-        p = t / cut                                    if t < cut
-        p = 1 - (t - cut) / (cut * (1 / cut_frac - 1))  otherwise
+        p = t / cut                          if t < cut
+        p = 1 - (t - cut) / (T - cut)        otherwise
         lr = max_lr * (1 + p * (ratio - 1)) / ratio
+
+    Eq. 3 writes the decay length as ``cut * (1 / cut_frac - 1)``, which is
+    ``T - cut`` when ``T * cut_frac`` is a whole number and falls short of
+    it otherwise (T=15: the rate would sit at its floor for the last third
+    of the run). Ours always reaches the floor at T, as each stage of
+    `StagedSlantedTriangular` does: the two are one formula.
 
     Args:
         max_lr: the peak rate (eta_max).
@@ -52,8 +58,7 @@ class SlantedTriangular(keras.optimizers.schedules.LearningRateSchedule):
     def __call__(self, step):
         t = tf.cast(step, tf.float32)
         cut = float(self.cut)
-        p = tf.where(t < cut, t / cut,
-                     1.0 - (t - cut) / (cut * (1.0 / self.cut_frac - 1.0)))
+        p = tf.where(t < cut, t / cut, 1.0 - (t - cut) / (self.total_steps - cut))
         p = tf.clip_by_value(p, 0.0, 1.0)
         return self.max_lr * (1.0 + p * (self.ratio - 1.0)) / self.ratio
 
