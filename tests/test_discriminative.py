@@ -152,6 +152,46 @@ def test_decoupled_weight_decay_uses_the_group_rate():
     np.testing.assert_allclose(var.numpy(), 2.0 * (1 - 0.1 * 0.5 * 0.01), rtol=1e-6)
 
 
+def test_adam_step_is_fastai_s_epsilon_on_the_corrected_sqrt_v():
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(scale=1e-4, size=5).astype(np.float32) for _ in range(4)]
+    var = keras.Variable(np.zeros(5, np.float32))
+    ours = DiscriminativeAdam(1e-2, beta_1=0.8, beta_2=0.99, epsilon=1e-5, weight_decay=0.0)
+    ours.build([var])
+    want, m, v = np.zeros(5), np.zeros(5), np.zeros(5)
+    for step, g in enumerate(grads, 1):
+        ours.apply_gradients([(g, var)])
+        # fastai's `adam_step` (and torch.optim.Adam): eps after debiasing.
+        m, v = 0.8 * m + 0.2 * g, 0.99 * v + 0.01 * g * g
+        want -= 1e-2 / (1 - 0.8 ** step) * m / (np.sqrt(v / (1 - 0.99 ** step)) + 1e-5)
+        np.testing.assert_allclose(var.numpy(), want, rtol=1e-4)
+    assert ours.get_config()["epsilon"] == 1e-5
+
+
+def test_weight_decay_spares_batchnorm_and_linear_biases_only():
+    from ulmfit_tf.training.optimizers import no_decay_paths
+
+    lm = AWDLSTMLanguageModel(AWDLSTM(30, embedding_dim=8, hidden_dim=12, num_layers=2))
+    lm(np.zeros((1, 2), np.int32))
+    assert no_decay_paths(lm) == ["embedding/output_bias"]
+    clf = small_classifier()
+    spared = no_decay_paths(clf)
+    assert not [p for p in spared if p.startswith("rnn_")]
+    assert {"head_bn_0/gamma", "head_bn_0/beta", "head_bn_1/gamma"} <= set(spared)
+    assert not [w for w in clf.head.weights if w.path.endswith("/bias")]  # LinBnDrop
+    bias = clf.encoder.get_layer("rnn_0").bias
+    gamma = clf.head.get_layer("head_bn_0").gamma
+    before = bias.numpy().copy(), gamma.numpy().copy()
+    optimizer = DiscriminativeAdam(0.1, weight_decay=0.01, no_decay=spared)
+    optimizer.build([bias, gamma])
+    optimizer.apply_gradients([(np.zeros(bias.shape, np.float32), bias),
+                               (np.zeros(gamma.shape, np.float32), gamma)])
+    np.testing.assert_allclose(bias.numpy(), before[0] * (1 - 0.1 * 0.01), rtol=1e-6)
+    np.testing.assert_array_equal(gamma.numpy(), before[1])
+    restored = DiscriminativeAdam.from_config(optimizer.get_config())
+    assert restored.no_decay == sorted(spared)
+
+
 def train_steps(clf, steps, x, y):
     for _ in range(steps):
         clf.train_on_batch(x, y)

@@ -14,7 +14,7 @@ def build_head(input_dim, num_outputs, task="single_label", hidden_dim=50, dropo
                hidden_dropout=0.1, dtype=None):
     """fastai's `PoolingLinearClassifier` head as a functional model.
 
-    Two blocks of (BatchNorm, dropout, dense): ReLU after the hidden one, and
+    Two blocks of (BatchNorm, dropout, dense without bias): ReLU after the hidden one, and
     softmax, sigmoid or nothing after the output one (single-label,
     multi-label, regression), in float32. BatchNorm momentum 0.9 is PyTorch's
     0.1 (Keras counts the other way).
@@ -27,11 +27,13 @@ def build_head(input_dim, num_outputs, task="single_label", hidden_dim=50, dropo
     x = CrossReplicaBatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype,
                                        name="head_bn_0")(inputs)
     x = keras.layers.Dropout(dropout, dtype=dtype, name="head_dropout_0")(x)
-    x = keras.layers.Dense(hidden_dim, activation="relu", dtype=dtype, name="head_dense_0")(x)
+    # No biases after BatchNorm, as fastai's `LinBnDrop` (its shift is one).
+    x = keras.layers.Dense(hidden_dim, activation="relu", use_bias=False, dtype=dtype,
+                           name="head_dense_0")(x)
     x = CrossReplicaBatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype,
                                        name="head_bn_1")(x)
     x = keras.layers.Dropout(hidden_dropout, dtype=dtype, name="head_dropout_1")(x)
-    x = keras.layers.Dense(num_outputs, dtype=dtype, name="head_dense_1")(x)
+    x = keras.layers.Dense(num_outputs, use_bias=False, dtype=dtype, name="head_dense_1")(x)
     activation = {"single_label": "softmax", "multi_label": "sigmoid", "regression": "linear"}
     outputs = keras.layers.Activation(activation[task], dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name="head")
@@ -83,6 +85,26 @@ def masked_concat_pool(outputs, lengths):
     return tf.concat([last, max_pool * has_tokens, mean_pool], axis=-1)
 
 
+def activation_penalty(outputs, lengths, alpha, beta):
+    """AR + TAR over the real tokens of right-padded `outputs` [B, T, F]:
+    ``alpha * mean(h_t ** 2) + beta * mean((h_t - h_{t-1}) ** 2)``, the
+    means over real tokens (and real consecutive pairs) and features, in
+    float32. The encoder's last layer has no dropout after it, so the
+    "dropped" output of AR is the raw one of TAR, as in fastai's classifier."""
+    x = tf.cast(outputs, tf.float32)
+    real = tf.sequence_mask(lengths, tf.shape(x)[1], dtype=tf.float32)[:, :, tf.newaxis]
+    features = tf.cast(tf.shape(x)[-1], tf.float32)
+    loss = tf.constant(0.0)
+    if alpha:
+        loss += alpha * tf.reduce_sum(tf.square(x) * real) / (
+            tf.maximum(tf.reduce_sum(real), 1.0) * features)
+    if beta:
+        pairs = real[:, 1:] * real[:, :-1]
+        loss += beta * tf.reduce_sum(tf.square(x[:, 1:] - x[:, :-1]) * pairs) / (
+            tf.maximum(tf.reduce_sum(pairs), 1.0) * features)
+    return loss
+
+
 @keras.saving.register_keras_serializable(package="ulmfit_tf")
 class AWDLSTMClassifier(keras.Model):
     """Text classifier of ULMFiT (Howard & Ruder 2018, sec. 3.3).
@@ -108,11 +130,15 @@ class AWDLSTMClassifier(keras.Model):
         bptt: chunk length for the tokens before them.
         head_hidden_dim, head_dropout, head_hidden_dropout: the head (fastai:
             50, 0.4 * drop_mult, 0.1).
+        activation_alpha, temporal_beta: AR and TAR (AWD-LSTM's activation
+            regularisers) on the encoder's outputs over each text's pooled
+            window, real tokens only, in training: fastai's classifier
+            learner adds them with 2 and 1, as ULMFiT's `train_clas.py` did.
     """
 
     def __init__(self, encoder, num_classes, task="single_label", max_len=72 * 20, bptt=72,
                  head_hidden_dim=50, head_dropout=CLASSIFIER_DROPOUTS["output_dropout"],
-                 head_hidden_dropout=0.1, **kwargs):
+                 head_hidden_dropout=0.1, activation_alpha=2.0, temporal_beta=1.0, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(encoder, AWDLSTM):
             raise TypeError(f"`encoder` must be an AWDLSTM. Received: {encoder!r}")
@@ -122,6 +148,11 @@ class AWDLSTMClassifier(keras.Model):
         for name, value in (("num_classes", num_classes), ("max_len", max_len), ("bptt", bptt)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1. Received: {value!r}")
+        for name, value in (("activation_alpha", activation_alpha),
+                            ("temporal_beta", temporal_beta)):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"`{name}` must be a number >= 0. Received: {value!r}")
+        self.activation_alpha, self.temporal_beta = float(activation_alpha), float(temporal_beta)
         self.encoder = encoder
         self.num_classes, self.task = num_classes, task
         self.max_len, self.bptt = max_len, bptt
@@ -184,6 +215,9 @@ class AWDLSTMClassifier(keras.Model):
                                   [tf.TensorShape([None, s.shape[1]]) for s in state]],
                 maximum_iterations=chunks if isinstance(chunks, int) else None)
         out = self.encoder({"token_ids": suffix, "state": state}, training=training)
+        if training and (self.activation_alpha or self.temporal_beta):
+            self.add_loss(activation_penalty(out["sequence_output"], suffix_lengths,
+                                             self.activation_alpha, self.temporal_beta))
         return masked_concat_pool(out["sequence_output"], suffix_lengths)
 
     def call(self, token_ids, training=False):
@@ -195,7 +229,8 @@ class AWDLSTMClassifier(keras.Model):
                 "num_classes": self.num_classes, "task": self.task, "max_len": self.max_len,
                 "bptt": self.bptt, "head_hidden_dim": self.head_hidden_dim,
                 "head_dropout": self.head_dropout,
-                "head_hidden_dropout": self.head_hidden_dropout}
+                "head_hidden_dropout": self.head_hidden_dropout,
+                "activation_alpha": self.activation_alpha, "temporal_beta": self.temporal_beta}
 
     @classmethod
     def from_config(cls, config):

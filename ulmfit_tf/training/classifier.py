@@ -17,7 +17,8 @@ from ulmfit_tf.models import AWDLSTM, AWDLSTMClassifier, AWDLSTMLanguageModel
 from ulmfit_tf.models.classifier import TASKS
 from ulmfit_tf.text.rules import BOS_ID
 from ulmfit_tf.training.callbacks import GradualUnfreezing
-from ulmfit_tf.training.optimizers import DiscriminativeAdam, discriminative_multipliers
+from ulmfit_tf.training.optimizers import (DiscriminativeAdam, discriminative_multipliers,
+                                          no_decay_paths)
 from ulmfit_tf.training.run_dir import (fit_run, plot_history, save_model, write_config,
                                         write_json)
 from ulmfit_tf.training.schedules import OneCycle, SlantedTriangular, StagedSlantedTriangular
@@ -53,6 +54,9 @@ class ClassifierConfig:
     global_clipnorm: float = None
     max_len: int = 72 * 20
     bptt: int = 72
+    # AR and TAR on the encoder's outputs (fastai's classifier: 2 and 1).
+    activation_alpha: float = 2.0
+    temporal_beta: float = 1.0
     task: str = "single_label"
     valid_fraction: float = 0.1
     backwards: bool = False  # read texts right to left (with a backward LM)
@@ -99,7 +103,8 @@ def build_classifier(source, num_classes, config):
     if isinstance(source, AWDLSTMLanguageModel):
         model = AWDLSTMClassifier.from_language_model(
             source, num_classes, drop_mult=config.drop_mult, task=config.task,
-            max_len=config.max_len, bptt=config.bptt)
+            max_len=config.max_len, bptt=config.bptt, activation_alpha=config.activation_alpha,
+            temporal_beta=config.temporal_beta)
     elif isinstance(source, dict):
         from ulmfit_tf.models.awd_lstm import CLASSIFIER_DROPOUTS
 
@@ -107,7 +112,9 @@ def build_classifier(source, num_classes, config):
         encoder = AWDLSTM(mask_padding=True, output_bias=False, drop_mult=config.drop_mult,
                           **source, **rates)
         model = AWDLSTMClassifier(encoder, num_classes, task=config.task,
-                                  max_len=config.max_len, bptt=config.bptt)
+                                  max_len=config.max_len, bptt=config.bptt,
+                                  activation_alpha=config.activation_alpha,
+                                  temporal_beta=config.temporal_beta)
     else:
         raise TypeError("`source` must be an AWDLSTMLanguageModel or a dict of AWDLSTM "
                         f"sizes. Received: {source!r}")
@@ -166,7 +173,8 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     unfreezing = GradualUnfreezing(groups) if config.gradual_unfreezing else None
     optimizer = DiscriminativeAdam(_schedule(config, len(train), unfreezing), multipliers,
                                    weight_decay=config.weight_decay, beta_1=config.beta_1,
-                                   beta_2=config.beta_2, global_clipnorm=config.global_clipnorm)
+                                   beta_2=config.beta_2, global_clipnorm=config.global_clipnorm,
+                                   no_decay=no_decay_paths(model))
     loss, metrics = _loss(config.task)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
                   jit_compile=resolve_jit_compile(config.jit_compile, model.distribute_strategy))

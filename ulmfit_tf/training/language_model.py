@@ -16,7 +16,8 @@ from ulmfit_tf.text.rules import BOS_ID
 from ulmfit_tf.training.run_dir import (fit_run, plot_history, save_model, write_config,
                                         write_json)
 from ulmfit_tf.training.callbacks import GradualUnfreezing
-from ulmfit_tf.training.optimizers import DiscriminativeAdam, discriminative_multipliers
+from ulmfit_tf.training.optimizers import (DiscriminativeAdam, discriminative_multipliers,
+                                          no_decay_paths)
 from ulmfit_tf.training.schedules import OneCycle, SlantedTriangular
 
 
@@ -92,7 +93,8 @@ def compile_language_model(model, config, total_steps):
                                                  config.discriminative_factor)
     optimizer = DiscriminativeAdam(
         make_schedule(config, total_steps), multipliers, weight_decay=config.weight_decay,
-        beta_1=config.beta_1, beta_2=config.beta_2, global_clipnorm=config.global_clipnorm)
+        beta_1=config.beta_1, beta_2=config.beta_2, global_clipnorm=config.global_clipnorm,
+        no_decay=no_decay_paths(model))
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras_hub.metrics.Perplexity(from_logits=True, name="perplexity")],

@@ -14,6 +14,13 @@ Adam's bias correction uses each variable's own number of updates, as
 PyTorch does. Keras' Adam uses the global step, so a group unfrozen after
 1,000 steps would take a first step of (1 - beta_1) / sqrt(1 - beta_2) times
 its rate (2x for betas 0.8/0.99) instead of 1x.
+
+The step is fastai's: epsilon (1e-5) is added to the bias-corrected
+sqrt(v), where Keras adds its 1e-7 to the uncorrected one (early in
+training and for rarely updated rows, Keras' is then up to 1/sqrt(1 -
+beta_2) = 10x smaller relative to the step). Weight decay follows fastai's
+default (`wd_bn_bias=False`): every weight decays but BatchNorm parameters
+and the biases of linear layers; LSTM biases decay.
 """
 
 import keras
@@ -41,6 +48,18 @@ def discriminative_multipliers(layer_groups, factor=2.6, rates=None):
     return multipliers
 
 
+def no_decay_paths(model):
+    """Paths of the variables fastai leaves out of weight decay by default:
+    BatchNorm parameters and the biases of linear layers (here: every 1-D
+    weight except the LSTMs' biases)."""
+    from ulmfit_tf.layers import WeightDropLSTM
+
+    lstm_weights = {id(v) for layer in model._flatten_layers()
+                    if isinstance(layer, WeightDropLSTM) for v in layer.weights}
+    return sorted(v.path for v in model.weights
+                  if len(v.shape) <= 1 and id(v) not in lstm_weights)
+
+
 @keras.saving.register_keras_serializable(package="ulmfit_tf")
 class DiscriminativeAdam(keras.optimizers.Adam):
     """Adam(W) with a learning-rate multiplier per variable.
@@ -52,13 +71,16 @@ class DiscriminativeAdam(keras.optimizers.Adam):
             multiplier; variables not named get 1.0. See
             `discriminative_multipliers`.
         weight_decay: decoupled weight decay (AdamW, Loshchilov & Hutter),
-            scaled by each variable's own rate, applied to weight matrices only
-            (not to biases and BatchNorm parameters, as fastai's default).
-        beta_1, beta_2, epsilon, clipnorm, ...: as `keras.optimizers.Adam`.
+            scaled by each variable's own rate.
+        no_decay: variable paths that do not decay (see `no_decay_paths`);
+            None: every 1-D variable.
+        epsilon: added to the bias-corrected sqrt(v) (fastai: 1e-5).
+        beta_1, beta_2, global_clipnorm, ...: as `keras.optimizers.Adam`.
     """
 
     def __init__(self, learning_rate=1e-3, multipliers=None, weight_decay=0.01,
-                 beta_1=0.8, beta_2=0.99, epsilon=1e-7, name="discriminative_adam", **kwargs):
+                 beta_1=0.8, beta_2=0.99, epsilon=1e-5, no_decay=None,
+                 name="discriminative_adam", **kwargs):
         kwargs.pop("amsgrad", None)
         super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
                          epsilon=epsilon, name=name, **kwargs)
@@ -70,6 +92,7 @@ class DiscriminativeAdam(keras.optimizers.Adam):
                 raise ValueError(f"`multipliers` must be >= 0. Received {value} for {path!r}")
         # Applied in update_step with each variable's own rate, not by the base class.
         self.decoupled_weight_decay = weight_decay or 0.0
+        self.no_decay = None if no_decay is None else sorted(str(p) for p in no_decay)
 
     def build(self, var_list):
         if self.built:
@@ -96,18 +119,25 @@ class DiscriminativeAdam(keras.optimizers.Adam):
         count = self._update_counts[index]
         self.assign_add(count, 1.0)
         step = ops.cast(count, variable.dtype)
-        if self.decoupled_weight_decay and len(variable.shape) > 1:
+        if self.decoupled_weight_decay and self.decays(variable):
             self.assign_sub(variable, variable * (lr * self.decoupled_weight_decay))
         m, v = self._momentums[index], self._velocities[index]
         self.assign_add(m, (gradient - m) * (1 - self.beta_1))
         self.assign_add(v, (ops.square(gradient) - v) * (1 - self.beta_2))
-        alpha = lr * ops.sqrt(1 - ops.power(self.beta_2, step)) / (
-            1 - ops.power(self.beta_1, step))
-        self.assign_sub(variable, m * alpha / (ops.sqrt(v) + self.epsilon))
+        corrected_sqrt_v = ops.sqrt(v / (1 - ops.power(self.beta_2, step)))
+        self.assign_sub(variable, m * (lr / (1 - ops.power(self.beta_1, step)))
+                        / (corrected_sqrt_v + self.epsilon))
+
+    def decays(self, variable):
+        """Whether weight decay applies to a variable the optimizer was built with."""
+        path = self._trainable_variables[self._get_variable_index(variable)].path
+        if self.no_decay is None:
+            return len(variable.shape) > 1
+        return path not in self.no_decay
 
     def get_config(self):
         config = super().get_config()
         config.update(multipliers=dict(self.multipliers),
-                      weight_decay=self.decoupled_weight_decay)
+                      weight_decay=self.decoupled_weight_decay, no_decay=self.no_decay)
         config.pop("amsgrad", None)
         return config
