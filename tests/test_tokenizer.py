@@ -97,6 +97,12 @@ def test_workers_from_a_script_without_a_main_guard(tmp_path):
     assert result.stdout.splitlines() == ["ran once"]
 
 
+def test_an_error_in_a_worker_is_raised_as_itself():
+    texts = ["fine"] * 30 + [b"ok \xff\xfe"] + ["fine"] * 30
+    with pytest.raises(ValueError, match="`text`.*not valid UTF-8"):
+        tokenize_corpus(texts, num_workers=2, chunk_size=10)
+
+
 @pytest.mark.parametrize("signal_name", ["SIGSEGV", "SIGKILL"])
 def test_dead_worker_raises_within_seconds(signal_name):
     import signal

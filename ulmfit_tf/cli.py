@@ -306,7 +306,7 @@ def _export(args):
         for run, (_, _, other, _) in zip(args.runs, loaded):
             if list(other) != list(classes):
                 raise ValueError(f"The runs to average must share their classes: "
-                                 f"{args.runs[0]!r} has {list(classes)}, {run!r} {list(other)}.")
+                                 f"{args.runs[0]!r} has {list(classes)}, {run!r} has {list(other)}.")
         path = export_classifier([m for m, *_ in loaded], [v for _, v, *_ in loaded], classes,
                                  args.out, backwards=[c.get("backwards", False)
                                                       for *_, c in loaded], **limits)

@@ -166,9 +166,9 @@ def map_in_workers(function, items, num_workers):
                     break
                 pickle.dump((function, item), worker.stdin)
                 worker.stdin.flush()
-                done.put((index, pickle.load(worker.stdout)))
+                done.put((index, *pickle.load(worker.stdout)))
         except (EOFError, OSError, pickle.UnpicklingError):
-            done.put((None, _death_message(worker)))
+            done.put((None, False, RuntimeError(_death_message(worker))))
 
     threads = [threading.Thread(target=drive, args=(w,), daemon=True) for w in workers]
     for thread in threads:
@@ -176,9 +176,9 @@ def map_in_workers(function, items, num_workers):
     try:
         pending, next_index = {}, 0
         while next_index < len(items):
-            index, result = done.get()
-            if index is None:
-                raise RuntimeError(result)
+            index, ok, result = done.get()
+            if not ok:
+                raise result  # the worker's exception, or its death
             pending[index] = result
             while next_index in pending:
                 yield pending.pop(next_index)
@@ -204,7 +204,8 @@ def _death_message(worker):
 
 
 def _serve():
-    """A worker's loop: (function, item) in on stdin, the result out on stdout."""
+    """A worker's loop: (function, item) in on stdin, (True, result) or
+    (False, the exception it raised) out on stdout."""
     requests = sys.stdin.buffer
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not corrupt the replies
@@ -214,7 +215,11 @@ def _serve():
             function, item = pickle.load(requests)
         except EOFError:
             return
-        pickle.dump(function(item), replies)
+        try:
+            reply = (True, function(item))
+        except Exception as e:  # raised again in the caller, as map would
+            reply = (False, e)
+        pickle.dump(reply, replies)
         replies.flush()
 
 
