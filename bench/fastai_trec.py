@@ -13,8 +13,9 @@ import numpy as np
 
 
 def fastai_arm(pretrained, vocab, split, test_docs, test_labels, num_classes, seed,
-               lm_epochs, epochs, workdir):
-    """Returns the TREC test error of fastai's LM fine-tuning + classifier."""
+               lm_epochs, epochs, workdir, return_predictions=False):
+    """Returns the TREC test error of fastai's LM fine-tuning + classifier
+    (and the predicted classes in test order, with `return_predictions`)."""
     import torch
     from fastai.text.all import (AWD_LSTM, CrossEntropyLossFlat, DataLoaders, LMDataLoader,
                                  SortedDL,
@@ -73,4 +74,10 @@ def fastai_arm(pretrained, vocab, split, test_docs, test_labels, num_classes, se
         test_dl = SortedDL(labelled(test_docs, test_labels), before_batch=pad_input_chunk,
                            bs=64)
         probabilities, targets = learn.get_preds(dl=test_dl)
-    return float((probabilities.argmax(1) != targets).float().mean())
+    error = float((probabilities.argmax(1) != targets).float().mean())
+    if not return_predictions:
+        return error
+    # SortedDL reads longest first: put the predictions back in test order.
+    predictions = np.empty(len(test_docs), np.int64)
+    predictions[test_dl.get_idxs()] = probabilities.argmax(1).numpy()
+    return error, predictions

@@ -1,5 +1,6 @@
 """Python ULMFiT tokenizer for data preparation (twin of `GraphTokenizer`)."""
 
+import contextlib
 import os
 import pickle
 import queue
@@ -190,8 +191,12 @@ def map_in_workers(function, items, num_workers):
             thread.join()
         for worker in workers:
             worker.wait()
-            worker.stdin.close()
-            worker.stdout.close()
+            for pipe in (worker.stdin, worker.stdout):
+                # A chunk a thread had written but not flushed when its worker
+                # was killed makes close() raise BrokenPipeError; the pipe is
+                # closed all the same.
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 def _death_message(worker):
