@@ -75,9 +75,5 @@ def fastai_arm(pretrained, vocab, split, test_docs, test_labels, num_classes, se
                            bs=64)
         probabilities, targets = learn.get_preds(dl=test_dl)
     error = float((probabilities.argmax(1) != targets).float().mean())
-    if not return_predictions:
-        return error
-    # SortedDL reads longest first: put the predictions back in test order.
-    predictions = np.empty(len(test_docs), np.int64)
-    predictions[test_dl.get_idxs()] = probabilities.argmax(1).numpy()
-    return error, predictions
+    # get_preds puts SortedDL's longest-first order back (reorder=True).
+    return (error, probabilities.argmax(1).numpy()) if return_predictions else error
