@@ -21,7 +21,10 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "nbclient>=0.10", "ipykernel>=6"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "nbclient>=0.10", "ipykernel>=6",
+                "scikit-learn>=1.4"],
+        # `ulmfit-tf baseline` and bench/classic_baselines.py.
+        "baselines": ["scikit-learn>=1.4"],
         # The fastai reference, for parity tests and benchmarks only. Install
         # with the constraints file so pip takes the local CPU build of torch:
         #   pip install -e ".[fastai]" -c constraints-fastai.txt

@@ -22,7 +22,7 @@ def _no_download(request, monkeypatch):
     marked `local_download` (which serve a file:// URL)."""
     import ulmfit_tf.data.datasets as datasets
 
-    def refuse(url, md5, cache_dir):
+    def refuse(url, md5, cache_dir, fname=None):
         raise AssertionError(f"a test tried to download {url}")
 
     if request.node.get_closest_marker("local_download") is None:

@@ -70,6 +70,28 @@ def test_export_flag_defaults_are_the_library_defaults():
     assert args.version is None and not args.overwrite
 
 
+def test_train_classifier_defaults_come_from_the_recipe():
+    """The CLI sets only the flags given: every other setting is the recipe's
+    (ClassifierConfig's), so the CLI and the library run one recipe."""
+    from ulmfit_tf.training.classifier import RECIPES, ClassifierConfig
+
+    assert cli.CLASSIFIER_RECIPES == tuple(RECIPES)
+    parse = lambda *flags: cli.build_parser().parse_args(
+        ["train-classifier", "trec", "--out", "x", *flags])
+    assert cli._given_classifier_settings(parse()) == {"backwards": False, "seed": 0}
+    assert ClassifierConfig.recipe(parse().recipe) == ClassifierConfig()
+    args = parse("--recipe", "paper", "--epochs", "7", "--factor", "1", "--patience", "none",
+                 "--no-restore-best", "--no-gradual-unfreezing")
+    config = ClassifierConfig.recipe(args.recipe, **cli._given_classifier_settings(args))
+    paper = ClassifierConfig.recipe("paper")
+    assert (config.epochs, config.discriminative_factor, config.patience) == (7, None, None)
+    assert not config.restore_best and not config.gradual_unfreezing
+    assert (config.max_lr, config.schedule) == (paper.max_lr, paper.schedule) == (1e-2,
+                                                                                  "stlr_stages")
+    with pytest.raises(ValueError, match="`recipe` must be one of"):
+        ClassifierConfig.recipe("fastest")
+
+
 def test_truncated_model_file_is_named(tmp_path, capsys):
     run = tmp_path / "lm"
     shutil.copytree(BASE_LM, run)

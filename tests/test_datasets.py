@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import ulmfit_tf.data.datasets as datasets
-from ulmfit_tf.data import load_corpus, load_csv, load_folder, load_imdb, load_trec
+from ulmfit_tf.data import (load_20news, load_corpus, load_csv, load_folder, load_imdb, load_sms,
+                            load_trec)
 
 
 def test_trec(trec):
@@ -77,6 +78,74 @@ def test_download_with_checksum_and_cache(tmp_path, monkeypatch):
         load_trec("train", cache_dir=str(cache))
 
 
+def test_20news(data_dir):
+    train, test = load_20news("train", source=data_dir), load_20news("test", source=data_dir)
+    assert (len(train), len(test)) == (11314, 7532)
+    assert len(train.classes) == 20 and train.classes == test.classes
+    assert train.classes[0] == "alt.atheism" and train.classes[-1] == "talk.religion.misc"
+    assert np.bincount(train.labels).min() >= 370
+    assert train.texts[0].startswith("From: ")  # posts as they are, headers included
+
+
+def test_20news_extracted_folder_equals_archive(tmp_path, data_dir):
+    """The upstream layout (20news-bydate-train/<group>/<number>, no extension)
+    extracted into a folder reads like the archive."""
+    archive = load_20news("test", source=data_dir)
+    for label in (0, 19):
+        group = tmp_path / "20news-bydate-test" / archive.classes[label]
+        group.mkdir(parents=True)
+        for i in np.flatnonzero(archive.labels == label)[:2]:
+            (group / str(1000 + i)).write_bytes(archive.texts[i].encode("latin-1"))
+    (tmp_path / "20news-bydate-train").mkdir()
+    folder = load_20news("test", source=tmp_path)
+    assert folder.classes == (archive.classes[0], archive.classes[19])
+    picked = [t for label in (0, 19) for t in
+              [archive.texts[i] for i in np.flatnonzero(archive.labels == label)[:2]]]
+    assert folder.texts == picked and folder.labels.tolist() == [0, 0, 1, 1]
+
+
+def test_sms_fixed_split(data_dir):
+    train, test = load_sms("train", source=data_dir), load_sms("test", source=data_dir)
+    assert (len(train), len(test)) == (4459, 1115)
+    assert train.classes == ("ham", "spam")
+    assert np.bincount(train.labels).sum() + np.bincount(test.labels).sum() == 5574
+    assert int(train.labels.sum() + test.labels.sum()) == 747
+    # Each message in one split only (the corpus itself repeats some texts).
+    with open(os.path.join(data_dir, "sms", "SMSSpamCollection"), encoding="utf-8") as f:
+        everything = [line.rstrip("\n").partition("\t")[2] for line in f][1:]
+    assert sorted(train.texts + test.texts) == sorted(everything)
+    assert load_sms("test", source=data_dir).texts == test.texts  # fixed, whatever the seed
+
+
+def test_sms_without_header_and_from_zip(tmp_path, data_dir):
+    """UCI's file has no header line and comes in a zip."""
+    import zipfile
+
+    with open(os.path.join(data_dir, "sms", "SMSSpamCollection"), "rb") as f:
+        lines = f.read().split(b"\n")
+    headerless = b"\n".join(lines[1:])
+    with zipfile.ZipFile(tmp_path / "sms+spam+collection.zip", "w") as archive:
+        archive.writestr("SMSSpamCollection", headerless)
+        archive.writestr("readme", "not read")
+    assert load_sms("test", source=tmp_path).texts == load_sms("test", source=data_dir).texts
+    (tmp_path / "short").mkdir()
+    (tmp_path / "short" / "SMSSpamCollection").write_bytes(b"\n".join(lines[1:100]))
+    with pytest.raises(ValueError, match="not the SMS Spam Collection v.1"):
+        load_sms(source=tmp_path / "short")
+    (tmp_path / "short" / "SMSSpamCollection").write_bytes(b"ham\thi\nmaybe\tspam?\n")
+    with pytest.raises(ValueError, match="Malformed SMS spam file.*line 2"):
+        load_sms(source=tmp_path / "short")
+
+
+def test_named_corpora_in_read_texts(data_dir):
+    from ulmfit_tf.corpus import NAMED_CORPORA, read_texts
+
+    assert {"20news", "sms"} <= set(NAMED_CORPORA)
+    assert len(read_texts("sms", "test", source=data_dir)) == 1115
+    with pytest.raises(ValueError, match="A corpus must be one of .*'20news'.*Received: 'nope'"):
+        read_texts("nope")
+
+
 def test_malformed_trec(tmp_path):
     (tmp_path / "TREC_10.label").write_text("not a trec line\n")
     with pytest.raises(ValueError, match="Malformed TREC file.*line 1"):
@@ -91,6 +160,18 @@ def test_folder_with_classes(tmp_path):
     ds = load_folder(tmp_path)
     assert ds.classes == ("a", "b") and ds.texts == ["z", "x", "y"]
     assert ds.labels.tolist() == [0, 1, 1]
+
+
+def test_folder_of_classes_with_extensionless_files(tmp_path):
+    """Class folders of plain files without an extension (20 Newsgroups'
+    layout) are documents too; hidden files and other extensions are not."""
+    for cls in ("spam", "ham"):
+        (tmp_path / cls).mkdir()
+        (tmp_path / cls / "10021").write_text(f"{cls} post")
+        (tmp_path / cls / ".DS_Store").write_text("junk")
+        (tmp_path / cls / "notes.md").write_text("junk")
+    ds = load_folder(tmp_path)
+    assert ds.classes == ("ham", "spam") and ds.texts == ["ham post", "spam post"]
 
 
 def test_folder_unlabelled_and_errors(tmp_path):

@@ -156,9 +156,10 @@ def test_lr_find(three_stages, data_dir, tmp_path, capsys):
 
 
 def _train_cli(out, data_dir, env=None):
+    # With early stopping and the best epoch kept, whose state must survive too.
     command = [sys.executable, "-m", "ulmfit_tf.cli", "train-classifier", "trec",
                "--data", data_dir, "--out", out, "--epochs", "3", "--batch-size", "128",
-               "--max-vocab", "3000", *TINY]
+               "--max-vocab", "3000", "--patience", "2", "--restore-best", *TINY]
     return subprocess.run(command, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
 
@@ -186,7 +187,9 @@ def test_killed_run_resumes_to_the_same_result(data_dir, tmp_path):
         np.testing.assert_allclose(va.numpy(), vb.numpy(), atol=1e-6, err_msg=va.path)
     with open(os.path.join(interrupted, "metrics.json")) as f, \
             open(os.path.join(clean, "metrics.json")) as g:
-        assert json.load(f)["valid"]["accuracy"] == json.load(g)["valid"]["accuracy"]
+        interrupted_metrics, clean_metrics = json.load(f), json.load(g)
+    assert interrupted_metrics["valid"]["accuracy"] == clean_metrics["valid"]["accuracy"]
+    assert interrupted_metrics["best_epoch"] == clean_metrics["best_epoch"] in (1, 2, 3)
 
 
 @pytest.mark.slow

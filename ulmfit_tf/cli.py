@@ -165,6 +165,26 @@ def _labelled(corpus, split, data, encoding="utf-8"):
     return dataset
 
 
+# train-classifier flags -> ClassifierConfig fields. Their defaults are the
+# recipe's (ClassifierConfig.recipe), so the flags default to None here.
+_CLASSIFIER_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "max_lr",
+                     "factor": "discriminative_factor", "schedule": "schedule",
+                     "drop_mult": "drop_mult", "max_len": "max_len", "bptt": "bptt",
+                     "valid_fraction": "valid_fraction", "patience": "patience",
+                     "restore_best": "restore_best"}
+
+
+def _given_classifier_settings(args):
+    """The ClassifierConfig fields that the command line sets."""
+    given = {field: getattr(args, flag) for flag, field in _CLASSIFIER_FLAGS.items()
+             if hasattr(args, flag)}
+    if given.get("discriminative_factor") == 1:
+        given["discriminative_factor"] = None  # one rate for all groups
+    if args.no_gradual_unfreezing:
+        given["gradual_unfreezing"] = False
+    return {**given, "backwards": args.backwards, "seed": args.seed}
+
+
 def _train_classifier(args):
     from ulmfit_tf.evaluation import classification_report, plot_confusion_matrix
     from ulmfit_tf.text import Vocab, tokenize_corpus
@@ -173,12 +193,12 @@ def _train_classifier(args):
                                                split_labelled, train_classifier)
     from ulmfit_tf.training.run_dir import write_json
 
-    config = ClassifierConfig(
-        epochs=args.epochs, batch_size=args.batch_size, max_lr=args.lr,
-        discriminative_factor=None if args.factor == 1 else args.factor,
-        gradual_unfreezing=not args.no_gradual_unfreezing, drop_mult=args.drop_mult,
-        max_len=args.max_len, bptt=args.bptt, valid_fraction=args.valid_fraction,
-        backwards=args.backwards, seed=args.seed, schedule=args.schedule)
+    settings = _given_classifier_settings(args)
+    if not args.lm:
+        # From scratch there is no pretrained knowledge to protect: one rate
+        # for all groups, all trained from the start (unless asked otherwise).
+        settings = {"discriminative_factor": None, "gradual_unfreezing": False, **settings}
+    config = ClassifierConfig.recipe(args.recipe, **settings)
     data = _labelled(args.corpus, "train", args.data, args.encoding)
     if args.lm:
         source, vocab = _load_lm_run(args.lm, "--lm")
@@ -196,7 +216,8 @@ def _train_classifier(args):
     model, summary = train_classifier(
         source, *split, data.classes, vocab, config, args.out,
         verbose=1 if sys.stdout.isatty() else 2, extra_callbacks=extra)
-    result = {"valid_error": summary.get("valid", {}).get("error_rate")}
+    result = {"valid_error": summary.get("valid", {}).get("error_rate"),
+              "epochs": len(summary["history"]["loss"]), "best_epoch": summary.get("best_epoch")}
     if args.test_split:
         test = _labelled(args.corpus, "test", args.data, args.encoding)
         probabilities = predict_probabilities(model, _encode(test.texts, vocab),
@@ -205,6 +226,28 @@ def _train_classifier(args):
         write_json(os.path.join(args.out, "test_metrics.json"), report)
         plot_confusion_matrix(report, os.path.join(args.out, "confusion_test.png"), "test")
         result["test_error"] = report["error_rate"]
+    print(json.dumps(result))
+
+
+def _baseline(args):
+    from ulmfit_tf.baselines import predict_probabilities, tfidf_logistic_regression
+    from ulmfit_tf.evaluation import classification_report
+    from ulmfit_tf.training.classifier import split_labelled
+
+    data = _labelled(args.corpus, "train", args.data, args.encoding)
+    if not 0 < args.valid_fraction < 1:
+        raise ValueError("`--valid-fraction` must be in (0, 1): C is chosen on the "
+                         f"validation split. Received: {args.valid_fraction}")
+    split = split_labelled(data.texts, data.labels, args.valid_fraction, args.seed)
+    pipeline, info = tfidf_logistic_regression(*split)
+    result = {"model": "tfidf-1-2gram+logistic-regression", "C": info["C"],
+              "valid_error": info["valid_errors"][info["C"]]}
+    if args.test_split:
+        test = _labelled(args.corpus, "test", args.data, args.encoding)
+        report = classification_report(
+            _labels_as_run_ids(test, list(data.classes), args.corpus),
+            predict_probabilities(pipeline, test.texts, len(data.classes)), list(data.classes))
+        result.update(test_error=report["error_rate"], test_macro_f1=report["macro_f1"])
     print(json.dumps(result))
 
 
@@ -359,10 +402,8 @@ def _demo(args):
     docs, test_docs = _encode(data.texts, vocab), _encode(test.texts, vocab)
     split = split_labelled(docs, data.labels, 0.1, args.seed)
     arms = {
-        # ÷1.3 and a 2e-2 peak: the settings chosen on TREC-6's validation
-        # split for the bundled LM (docs/RESULTS.md, section 2.1).
-        "ulmfit": (lm, ClassifierConfig(epochs=args.epochs, seed=args.seed,
-                                        discriminative_factor=1.3, max_lr=2e-2)),
+        # train-classifier's defaults, at most --epochs epochs.
+        "ulmfit": (lm, ClassifierConfig(epochs=args.epochs, seed=args.seed)),
         # The same architecture and budget from random weights: no pretraining,
         # so nothing to protect (no gradual unfreezing, one rate).
         "from_scratch": ({"vocabulary_size": len(vocab), **{
@@ -383,6 +424,18 @@ def _run_main(argv):
         raise RuntimeError(f"`ulmfit-tf {' '.join(argv)}` failed")
 
 
+# A flag's default when the recipe decides (argparse cannot tell a flag left
+# out from one given its default value).
+_UNSET = argparse.SUPPRESS
+# ulmfit_tf.training.classifier.RECIPES, restated: the parser must not import
+# TensorFlow (a test checks that the two agree).
+CLASSIFIER_RECIPES = ("default", "paper")
+
+
+def _int_or_none(text):
+    return None if text.lower() == "none" else int(text)
+
+
 def _add_encoding_flag(parser):
     parser.add_argument("--encoding", default="utf-8",
                         help="encoding of .csv/.tsv/.txt corpora (e.g. latin-1, cp1252)")
@@ -401,7 +454,8 @@ def build_parser():
                         help="show TensorFlow's start-up log (hidden except errors)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="tokenize a corpus, build its vocab, write token ids")
-    p.add_argument("corpus", help="trec, imdb, imdb-unsup, or a path (.txt folder, .csv/.tsv)")
+    p.add_argument("corpus", help="trec, imdb, imdb-unsup, 20news, sms, or a path (.txt "
+                   "folder, .csv/.tsv)")
     p.add_argument("--out", required=True, help="directory to write")
     p.add_argument("--data", default=None, help="local mirror of the datasets")
     _add_encoding_flag(p)
@@ -476,27 +530,40 @@ def build_parser():
 
     p = sub.add_parser("train-classifier", help="train a classifier (ULMFiT stage 3: "
                        "gradual unfreezing + discriminative rates + STLR)")
-    p.add_argument("corpus", help="trec, imdb, or a labelled .csv/.tsv file or class folder")
+    p.add_argument("corpus", help="trec, imdb, 20news, sms, or a labelled .csv/.tsv file "
+                   "or class folder")
     p.add_argument("--lm", default=None, help="a (fine-tuned) language-model run directory; "
-                   "leave out to train from scratch")
+                   "leave out to train from scratch (then with one rate for all layers "
+                   "and no gradual unfreezing, unless --factor says otherwise)")
     p.add_argument("--out", required=True)
     p.add_argument("--data", default=None, help="local mirror of the datasets")
     _add_encoding_flag(p)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--lr", type=float, default=1e-2, help="peak rate of the top group")
-    p.add_argument("--factor", type=float, default=2.6, help="rate divisor per group")
+    p.add_argument("--recipe", choices=CLASSIFIER_RECIPES, default="default",
+                   help="default: this library's settings, chosen on validation error "
+                        "across tasks; paper: ULMFiT's as the paper and fastai run it "
+                        "(5 epochs, ÷2.6, peak 1e-2, no early stopping). Flags below "
+                        "override the recipe's values")
+    p.add_argument("--epochs", type=int, default=_UNSET, help="at most this many epochs")
+    p.add_argument("--lr", type=float, default=_UNSET, help="peak rate of the top group")
+    p.add_argument("--factor", type=float, default=_UNSET,
+                   help="rate divisor per group (1: one rate)")
     p.add_argument("--schedule", choices=["stlr_stages", "stlr", "one_cycle", "constant"],
-                   default="stlr_stages",
+                   default=_UNSET,
                    help="stlr_stages: a slanted triangle per gradual-unfreezing stage; "
                         "stlr: one over the run")
     p.add_argument("--no-gradual-unfreezing", action="store_true")
-    p.add_argument("--drop-mult", type=float, default=0.5)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--max-len", type=int, default=72 * 20)
-    p.add_argument("--bptt", type=int, default=72)
-    p.add_argument("--valid-fraction", type=float, default=0.1)
+    p.add_argument("--drop-mult", type=float, default=_UNSET)
+    p.add_argument("--batch-size", type=int, default=_UNSET)
+    p.add_argument("--max-len", type=int, default=_UNSET)
+    p.add_argument("--bptt", type=int, default=_UNSET)
+    p.add_argument("--valid-fraction", type=float, default=_UNSET)
+    p.add_argument("--patience", type=_int_or_none, default=_UNSET,
+                   help="stop after this many epochs without a lower validation loss "
+                        "('none': train all --epochs)")
+    p.add_argument("--restore-best", action=argparse.BooleanOptionalAction, default=_UNSET,
+                   help="end with the weights of the epoch of lowest validation loss")
     p.add_argument("--test-split", action="store_true",
-                   help="evaluate on the corpus' test split at the end (trec, imdb)")
+                   help="evaluate on the corpus' test split at the end (named corpora)")
     p.add_argument("--backwards", action="store_true", help="with a backward LM")
     p.add_argument("--embedding-dim", type=int, default=400, help="from scratch only")
     p.add_argument("--hidden-dim", type=int, default=1152, help="from scratch only")
@@ -522,6 +589,17 @@ def build_parser():
     p.add_argument("texts", nargs="*")
     p.add_argument("--file", default=None, help="a text file, one text per line")
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser("baseline", help="TF-IDF + logistic regression on the classifier's "
+                       "split, for comparison (needs scikit-learn)")
+    p.add_argument("corpus", help="as for train-classifier")
+    p.add_argument("--data", default=None, help="local mirror of the datasets")
+    _add_encoding_flag(p)
+    p.add_argument("--valid-fraction", type=float, default=0.1)
+    p.add_argument("--test-split", action="store_true",
+                   help="also score the corpus' test split (named corpora)")
+    p.add_argument("--seed", type=int, default=0, help="the split's seed, as train-classifier's")
+    p.set_defaults(func=_baseline)
 
     p = sub.add_parser("lr-find", help="loss against learning rate for a classifier")
     p.add_argument("corpus")

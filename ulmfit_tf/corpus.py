@@ -4,25 +4,31 @@ import os
 
 from ulmfit_tf.data import datasets
 
+NAMED_CORPORA = ("trec", "imdb", "imdb-unsup", "20news", "sms")
+
 
 def read_texts(spec, split="train", source=None, text_column="text", label_column="label",
                encoding="utf-8"):
     """Reads texts (and labels, when there are any) named by `spec`.
 
-    `spec` is ``trec``, ``imdb`` or ``imdb-unsup`` (read from `source`, the
-    ``ULMFIT_TF_DATA`` mirror or a download), or a path: a directory of
-    ``.txt`` files (with class sub-folders for labels, read recursively when
-    unlabelled), a ``.csv``/``.tsv`` file, or one ``.txt`` file, decoded
-    with `encoding`.
+    `spec` is one of `NAMED_CORPORA` (read from `source`, the
+    ``ULMFIT_TF_DATA`` mirror or a download), or a path: a directory of text
+    files (class sub-folders of ``.txt`` or extensionless files for labels;
+    ``.txt`` files read recursively when unlabelled), a ``.csv``/``.tsv``
+    file, or one ``.txt`` file, decoded with `encoding`.
     """
     if spec == "trec":
         return datasets.load_trec(split, source=source)
     if spec in ("imdb", "imdb-unsup"):
         return datasets.load_imdb("unsup" if spec == "imdb-unsup" else split, source=source)
+    if spec == "20news":
+        return datasets.load_20news(split, source=source)
+    if spec == "sms":
+        return datasets.load_sms(split, source=source)
     if not isinstance(spec, (str, os.PathLike)) or not os.path.exists(spec):
         raise ValueError(
-            "A corpus must be 'trec', 'imdb', 'imdb-unsup' or an existing path "
-            f"(folder of .txt files, .csv/.tsv file, .txt file). Received: {spec!r}")
+            f"A corpus must be one of {list(NAMED_CORPORA)} or an existing path "
+            f"(folder of text files, .csv/.tsv file, .txt file). Received: {spec!r}")
     spec = os.fspath(spec)
     if spec.endswith((".csv", ".tsv")):
         return datasets.load_csv(spec, text_column=text_column, label_column=label_column,

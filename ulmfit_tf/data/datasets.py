@@ -1,6 +1,7 @@
-"""Readers for IMDb, TREC-6, folders of .txt files and CSV/TSV files.
+"""Readers for IMDb, TREC-6, 20 Newsgroups, SMS spam, folders of text
+files and CSV/TSV files.
 
-IMDb and TREC come from their canonical URLs, checked and cached the way
+The named corpora come from their canonical URLs, checked and cached the way
 `keras.utils.get_file` does it. A local copy wins over the download: pass
 ``source=`` (a file or a directory holding the upstream files) or set the
 environment variable ``ULMFIT_TF_DATA`` to a mirror directory.
@@ -27,6 +28,18 @@ TREC_URLS = {
 }
 TREC_CLASSES = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
 IMDB_CLASSES = ("neg", "pos")
+# The "bydate" archive scikit-learn downloads (the same files as
+# qwone.com/~jason/20Newsgroups/20news-bydate.tar.gz), with its sha256.
+NEWSGROUPS_URL = "https://ndownloader.figshare.com/files/5975967"
+NEWSGROUPS_SHA256 = "8f1b2514ca22a5ade8fbb9cfa5727df95fa587f4c87b786e15c759fa66d95610"
+SMS_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
+SMS_CLASSES = ("ham", "spam")
+# UCI publishes no checksum for the SMS zip: a download is checked by its
+# counts instead (5,574 messages, 747 of them spam).
+SMS_COUNTS = (4827, 747)
+# SMS spam has no test split: a fixed fifth of the messages (a permutation
+# seeded 0, whatever the run's seed) is the test split.
+SMS_TEST_FRACTION = 0.2
 
 
 @dataclasses.dataclass
@@ -79,14 +92,16 @@ def _mirror_file(source, candidates):
     return None
 
 
-def _download(url, md5, cache_dir):
+def _download(url, md5, cache_dir, fname=None):
+    """Downloads into the cache once; `md5` is an md5 or sha256 hex digest
+    (None: no published checksum)."""
     import keras
 
     if cache_dir is not None:
         # get_file silently falls back to /tmp/.keras for a missing directory.
         os.makedirs(cache_dir, exist_ok=True)
     return keras.utils.get_file(
-        fname=os.path.basename(url), origin=url, file_hash=md5,
+        fname=fname or os.path.basename(url), origin=url, file_hash=md5,
         cache_dir=cache_dir, cache_subdir="ulmfit_tf")
 
 
@@ -145,7 +160,7 @@ def load_imdb(split="train", source=None, cache_dir=None):
     folder = "train" if split == "unsup" else split  # unsup/ sits beside neg/ and pos/
     pattern = re.compile(r"(?:^|/)aclImdb/" + folder + r"/(neg|pos|unsup)/(\d+)_(\d+)\.txt$")
     records = []
-    for name, read in _walk_imdb(path):
+    for name, read in _walk_archive(path, "aclImdb"):
         match = pattern.search(name)
         if match and (split == "unsup") == (match.group(1) == "unsup"):
             label = 0 if split == "unsup" else IMDB_CLASSES.index(match.group(1))
@@ -160,13 +175,14 @@ def load_imdb(split="train", source=None, cache_dir=None):
                        np.array([r[2] for r in records], np.int32))
 
 
-def _walk_imdb(path):
-    """Yields (member name, reader) for every file of the archive or folder."""
+def _walk_archive(path, top):
+    """Yields (member name, reader) for every file of a tar archive, or of a
+    folder extracted from one (named as the member `top`/...)."""
     if os.path.isdir(path):
         for root, _, files in os.walk(path):
             for fname in files:
                 full = os.path.join(root, fname)
-                rel = "aclImdb/" + os.path.relpath(full, path).replace(os.sep, "/")
+                rel = top + "/" + os.path.relpath(full, path).replace(os.sep, "/")
 
                 def read(full=full):
                     with open(full, "rb") as f:
@@ -174,38 +190,137 @@ def _walk_imdb(path):
 
                 yield rel, read
         return
-    # Streaming through the archive once takes ~4 s; extracting its 100k
-    # small files takes longer and doubles the disk use.
+    # Streaming through the archive once takes ~4 s for IMDb; extracting its
+    # 100k small files takes longer and doubles the disk use.
     with tarfile.open(path, "r:*") as archive:
         for member in archive:
             if member.isfile():
                 yield member.name, archive.extractfile(member).read
 
 
-def load_folder(path, encoding="utf-8"):
-    """A folder of ``.txt`` files, one document each.
+def load_20news(split="train", source=None, cache_dir=None):
+    """20 Newsgroups, "bydate" version (Lang 1995): posts as they are, headers
+    included, decoded as Latin-1 (the posts are mostly ASCII; Latin-1 decodes
+    every byte).
 
-    With class sub-folders (``path/<class>/*.txt``) the sub-folder names are
-    the classes; otherwise the ``.txt`` files directly in `path` are read,
-    unlabelled. Files are read in sorted order.
+    Args:
+        split: "train" (11,314 posts) or "test" (7,532).
+        source: ``20news-bydate.tar.gz``, a directory holding it (or
+            ``20news/`` with it), or an extracted folder holding
+            ``20news-bydate-train/``. Default: the ``ULMFIT_TF_DATA``
+            mirror, else download.
+        cache_dir: where downloads are kept (default ``~/.keras``).
+
+    Classes are the 20 newsgroup names, sorted; posts are ordered by
+    (class, message number).
+    """
+    _check_split(split, ("train", "test"))
+    name = "20news-bydate.tar.gz"
+    path = _mirror_file(source, [name, os.path.join("20news", name),
+                                 "20news-bydate-train", os.path.join("20news",
+                                                                     "20news-bydate-train")])
+    if path is None:
+        path = _download(NEWSGROUPS_URL, NEWSGROUPS_SHA256, cache_dir, fname=name)
+    if os.path.isdir(path) and os.path.basename(os.path.normpath(path)) == "20news-bydate-train":
+        path = os.path.dirname(os.path.normpath(path))
+    pattern = re.compile(r"(?:^|/)20news-bydate-" + split + r"/([^/]+)/([^/]+)$")
+    records = []
+    for member, read in _walk_archive(path, "20news"):
+        match = pattern.search(member)
+        if match:
+            number = int(match.group(2)) if match.group(2).isdigit() else match.group(2)
+            records.append((match.group(1), number, read().decode("latin-1")))
+    if not records:
+        raise ValueError(f"No 20 Newsgroups `{split}` posts found in {path!r}.")
+    records.sort(key=lambda r: (r[0], str(r[1]).zfill(12)))
+    classes = tuple(sorted({r[0] for r in records}))
+    index = {c: i for i, c in enumerate(classes)}
+    return TextDataset([r[2] for r in records],
+                       np.array([index[r[0]] for r in records], np.int32), classes)
+
+
+def load_sms(split="train", source=None, cache_dir=None):
+    """SMS Spam Collection v.1 (Almeida et al. 2011): 5,574 messages, ham or spam.
+
+    Args:
+        split: "train" (4,459 messages) or "test" (1,115): the corpus has no
+            split of its own, so a fixed fifth of it (a permutation seeded 0)
+            is the test split, the same for every run.
+        source: ``SMSSpamCollection`` (tab-separated ``label<TAB>text``, a
+            header line or none), a directory holding it (or ``sms/`` with
+            it), or UCI's zip. Default: the ``ULMFIT_TF_DATA`` mirror, else
+            download.
+        cache_dir: where downloads are kept (default ``~/.keras``).
+    """
+    _check_split(split, ("train", "test"))
+    path = _mirror_file(source, ["SMSSpamCollection", os.path.join("sms", "SMSSpamCollection"),
+                                 "sms+spam+collection.zip"])
+    if path is None:
+        path = _download(SMS_URL, None, cache_dir)
+    if path.endswith(".zip"):
+        import zipfile
+
+        with zipfile.ZipFile(path) as archive:
+            raw = archive.read("SMSSpamCollection")
+    else:
+        with open(path, "rb") as f:
+            raw = f.read()
+    texts, labels = [], []
+    for line_no, line in enumerate(raw.decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        label, _, text = line.partition("\t")
+        if label not in SMS_CLASSES:
+            if line_no == 1:  # a header line ("Label<TAB>SMS")
+                continue
+            raise ValueError(f"Malformed SMS spam file {path!r}, line {line_no}: {line!r}")
+        labels.append(SMS_CLASSES.index(label))
+        texts.append(text)
+    labels = np.array(labels, np.int32)
+    if tuple(np.bincount(labels, minlength=2)) != SMS_COUNTS:
+        raise ValueError(f"{path!r} is not the SMS Spam Collection v.1: it holds "
+                         f"{np.bincount(labels, minlength=2).tolist()} ham/spam messages, "
+                         f"expected {list(SMS_COUNTS)}.")
+    order = np.random.default_rng(0).permutation(len(texts))
+    cut = int(round(len(texts) * SMS_TEST_FRACTION))
+    chosen = np.sort(order[:cut] if split == "test" else order[cut:])
+    return TextDataset([texts[i] for i in chosen], labels[chosen], SMS_CLASSES)
+
+
+def _is_text_file(directory, name):
+    """A document of a class folder: a ``.txt`` file or a file without an
+    extension (as 20 Newsgroups' posts are), not a hidden one."""
+    return (not name.startswith(".") and (name.endswith(".txt") or "." not in name)
+            and os.path.isfile(os.path.join(directory, name)))
+
+
+def load_folder(path, encoding="utf-8"):
+    """A folder of text files, one document each.
+
+    With class sub-folders (``path/<class>/<file>``, files named ``*.txt``
+    or without an extension) the sub-folder names are the classes;
+    otherwise the ``.txt`` files directly in `path` are read, unlabelled.
+    Files are read in sorted order.
     """
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"`path` is not a directory: {path!r}")
     subdirs = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d))
-                     and any(f.endswith(".txt") for f in os.listdir(os.path.join(path, d))))
+                     and any(_is_text_file(os.path.join(path, d), f)
+                             for f in os.listdir(os.path.join(path, d))))
     top_files = sorted(f for f in os.listdir(path) if f.endswith(".txt"))
     if subdirs and not top_files:
         texts, labels = [], []
         for label, sub in enumerate(subdirs):
-            for fname in sorted(os.listdir(os.path.join(path, sub))):
-                if fname.endswith(".txt"):
-                    texts.append(_read_text(os.path.join(path, sub, fname), encoding))
+            directory = os.path.join(path, sub)
+            for fname in sorted(os.listdir(directory)):
+                if _is_text_file(directory, fname):
+                    texts.append(_read_text(os.path.join(directory, fname), encoding))
                     labels.append(label)
         return TextDataset(texts, np.array(labels, np.int32), tuple(subdirs))
     if not top_files:
         raise ValueError(f"`path`={path!r} holds no .txt files (nor class "
-                         "sub-folders of them).")
+                         "sub-folders of text files).")
     return TextDataset([_read_text(os.path.join(path, f), encoding) for f in top_files])
 
 

@@ -158,3 +158,101 @@ class ProgressLog(keras.callbacks.Callback):
                   + (f", loss {float(loss):.4f}" if loss is not None else "")
                   + f", {time.perf_counter() - self._start:.0f} s",
                   file=self.stream or sys.stdout, flush=True)
+
+
+class KeepBestEpoch(keras.callbacks.Callback):
+    """Early stopping that ends with the best epoch's weights, and survives
+    an interrupted run.
+
+    After each epoch, compares `monitor` (validation loss by default) with
+    the best so far; stops training once `patience` epochs in a row did not
+    improve on it, and at the end of training restores the weights of the
+    best epoch. Keras' `EarlyStopping(restore_best_weights=True)` does the
+    same in memory only: a run resumed by `BackupAndRestore` would forget
+    the best epoch before the interruption and end with other weights than
+    the uninterrupted run. This one keeps its state and the best weights in
+    `state_dir` (the run's backup folder, which `BackupAndRestore` deletes
+    when training ends). Put it before `BackupAndRestore` among the
+    callbacks: an epoch is then recorded here before the backup of it is
+    written, and an epoch replayed after an interruption between the two
+    (bit-identical on resume) is recognised and not counted twice.
+
+    Args:
+        state_dir: folder for the state (``best.json``, ``best-E.weights.h5``).
+        monitor: a key of the epoch logs; lower is better.
+        patience: epochs without improvement before stopping; None never stops.
+        restore_best: end with the best epoch's weights (else the last's).
+    """
+
+    def __init__(self, state_dir, monitor="val_loss", patience=2, restore_best=True):
+        super().__init__()
+        if patience is not None and (not isinstance(patience, int) or patience < 1):
+            raise ValueError(f"`patience` must be None or an int >= 1. Received: {patience!r}")
+        self.state_dir, self.monitor, self.patience = state_dir, monitor, patience
+        self.restore_best = restore_best
+        self.best_epoch = None
+        self.stopped_epoch = None
+
+    @property
+    def _state_path(self):
+        import os
+
+        return os.path.join(self.state_dir, "best.json")
+
+    def on_train_begin(self, logs=None):
+        import json
+        import os
+
+        self.best, self.best_epoch, self.wait, self._weights = np.inf, None, 0, None
+        self.stopped_epoch, self._last_epoch = None, -1
+        if os.path.isfile(self._state_path):  # a resumed run: what it had found
+            with open(self._state_path) as f:
+                state = json.load(f)
+            self.best, self.best_epoch, self.wait = state["best"], state["epoch"], state["wait"]
+            self._last_epoch = state["last_epoch"]
+            # Read the best weights through the model, then put back what it
+            # held (BackupAndRestore restores the last epoch's after this).
+            current = self.model.get_weights()
+            self.model.load_weights(os.path.join(self.state_dir, state["weights"]))
+            self._weights = [np.array(w) for w in self.model.get_weights()]
+            self.model.set_weights(current)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import json
+        import os
+
+        from ulmfit_tf.utils import atomic_write
+
+        if epoch <= self._last_epoch:  # replayed after an interruption: already counted
+            return
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise ValueError(f"KeepBestEpoch: `monitor`={self.monitor!r} is not in the epoch "
+                             f"logs {sorted(logs or {})}; is there validation data?")
+        value = float(value)
+        if value < self.best:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            self._weights = [np.array(w) for w in self.model.get_weights()]
+            os.makedirs(self.state_dir, exist_ok=True)
+            name = f"best-{epoch}.weights.h5"
+            tmp = os.path.join(self.state_dir, ".tmp-" + name)
+            self.model.save_weights(tmp)
+            os.replace(tmp, os.path.join(self.state_dir, name))
+        else:
+            self.wait += 1
+            name = f"best-{self.best_epoch}.weights.h5"
+        os.makedirs(self.state_dir, exist_ok=True)
+        with atomic_write(self._state_path, "w") as f:
+            json.dump({"best": self.best, "epoch": self.best_epoch, "wait": self.wait,
+                       "last_epoch": epoch, "weights": name}, f)
+        self._last_epoch = epoch
+        for old in os.listdir(self.state_dir):  # earlier bests, now superseded
+            if old.startswith("best-") and old != name:
+                os.remove(os.path.join(self.state_dir, old))
+        if self.patience is not None and self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best and self._weights is not None:
+            self.model.set_weights(self._weights)

@@ -118,6 +118,14 @@ def plot_history(history, path, title, batch_losses=None):
     save_figure(fig, path)
 
 
+def best_epoch_callback(run_dir, patience, restore_best=True):
+    """The `KeepBestEpoch` of a run: its state in the run's backup folder."""
+    from ulmfit_tf.training.callbacks import KeepBestEpoch
+
+    return KeepBestEpoch(os.path.join(run_dir, "backup", "best"), patience=patience,
+                         restore_best=restore_best)
+
+
 class BatchLossRecorder(keras.callbacks.Callback):
     """Keeps each training batch's own loss, for the per-step curve.
 
@@ -138,17 +146,22 @@ class BatchLossRecorder(keras.callbacks.Callback):
             self._previous_mean = mean
 
 
-def fit_run(model, train, valid, epochs, run_dir, seed, callbacks=(), verbose=1):
+def fit_run(model, train, valid, epochs, run_dir, seed, callbacks=(), verbose=1,
+            keep_best=None):
     """`model.fit` as every stage runs it: resumable from ``run_dir/backup``,
     data and dropout seeded by epoch (so a resumed run equals an uninterrupted
     one), progress lines when the output is a log.
+
+    `keep_best`, a `KeepBestEpoch` (see `best_epoch_callback`), goes before
+    the backup so that it can tell a replayed epoch.
 
     Returns (history dict, wall seconds, per-batch training losses).
     """
     from ulmfit_tf.training.callbacks import DataEpoch, ProgressLog, ReseedEachEpoch
 
     batches = BatchLossRecorder()
-    all_callbacks = [keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+    all_callbacks = [*([keep_best] if keep_best else []),
+                     keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
                      DataEpoch(train, valid), ReseedEachEpoch(seed), batches, *callbacks]
     if verbose == 2:  # a log, not a terminal: progress lines within each epoch
         all_callbacks.append(ProgressLog())

@@ -1,0 +1,56 @@
+"""The TF-IDF + logistic regression baseline (module and `ulmfit-tf baseline`)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ulmfit_tf import cli
+from ulmfit_tf.baselines import predict_probabilities, tfidf_logistic_regression
+
+
+def _toy(n, rng):
+    words = {0: ["good", "great", "fine"], 1: ["bad", "awful", "poor"]}
+    labels = rng.integers(0, 2, n)
+    texts = [" ".join(rng.choice(words[l], 3).tolist() + ["movie", "the"]) for l in labels]
+    return texts, labels
+
+
+def test_learns_a_separable_task_and_chooses_c_on_validation():
+    rng = np.random.default_rng(0)
+    (x, y), (vx, vy), (tx, ty) = _toy(200, rng), _toy(50, rng), _toy(50, rng)
+    pipeline, info = tfidf_logistic_regression(x, y, vx, vy, cs=(1e-4, 1.0, 10.0))
+    assert set(info["valid_errors"]) == {1e-4, 1.0, 10.0}
+    assert info["valid_errors"][info["C"]] == min(info["valid_errors"].values())
+    assert info["C"] == 1.0  # ties go to the smaller C
+    probabilities = predict_probabilities(pipeline, tx, 2)
+    assert probabilities.shape == (50, 2)
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-6)
+    assert np.mean(probabilities.argmax(1) == ty) == 1.0
+
+
+def test_class_missing_from_training_gets_zero_probability():
+    x, y = ["aa bb", "cc dd", "aa aa", "cc cc"], [0, 2, 0, 2]
+    pipeline, _ = tfidf_logistic_regression(x, y, x, y, cs=(1.0,))
+    probabilities = predict_probabilities(pipeline, ["aa"], 3)
+    assert probabilities[0, 1] == 0 and probabilities[0].argmax() == 0
+
+
+def test_argument_errors():
+    with pytest.raises(ValueError, match="`train_texts` and `train_labels` must have the same "
+                                         "length. Received: 2 and 1"):
+        tfidf_logistic_regression(["a", "b"], [0], ["a"], [0])
+    with pytest.raises(ValueError, match="`valid_texts` is empty"):
+        tfidf_logistic_regression(["a", "b"], [0, 1], [], [])
+    with pytest.raises(ValueError, match="`cs` must name at least one C"):
+        tfidf_logistic_regression(["a", "b"], [0, 1], ["a"], [0], cs=())
+
+
+def test_cli_baseline_on_trec(data_dir, capsys):
+    """TREC-6's TF-IDF baseline through the CLI: 11-12% test error here."""
+    assert cli.main(["baseline", "trec", "--data", data_dir, "--test-split"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0.05 < result["valid_error"] < 0.25
+    assert 0.08 < result["test_error"] < 0.16 and 0.8 < result["test_macro_f1"] < 0.95
+    assert cli.main(["baseline", "trec", "--data", data_dir, "--valid-fraction", "0"]) == 2
+    assert "`--valid-fraction` must be in (0, 1)" in capsys.readouterr().err
