@@ -90,6 +90,11 @@ def test_train_classifier_defaults_come_from_the_recipe():
                                                                                   "stlr_stages")
     with pytest.raises(ValueError, match="`recipe` must be one of"):
         ClassifierConfig.recipe("fastest")
+    # From scratch: one rate, no unfreezing, unless a divisor is given.
+    scratch = cli._classifier_config(parse())
+    assert scratch.discriminative_factor is None and not scratch.gradual_unfreezing
+    assert cli._classifier_config(parse("--factor", "2")).discriminative_factor == 2
+    assert cli._classifier_config(parse("--lm", "run")) == ClassifierConfig()
 
 
 def test_truncated_model_file_is_named(tmp_path, capsys):

@@ -166,7 +166,7 @@ def _labelled(corpus, split, data, encoding="utf-8"):
 
 
 # train-classifier flags -> ClassifierConfig fields. Their defaults are the
-# recipe's (ClassifierConfig.recipe), so the flags default to None here.
+# recipe's (ClassifierConfig.recipe): a flag left out is absent from `args`.
 _CLASSIFIER_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "max_lr",
                      "factor": "discriminative_factor", "schedule": "schedule",
                      "drop_mult": "drop_mult", "max_len": "max_len", "bptt": "bptt",
@@ -185,20 +185,26 @@ def _given_classifier_settings(args):
     return {**given, "backwards": args.backwards, "seed": args.seed}
 
 
-def _train_classifier(args):
-    from ulmfit_tf.evaluation import classification_report, plot_confusion_matrix
-    from ulmfit_tf.text import Vocab, tokenize_corpus
-    from ulmfit_tf.training.callbacks import StopAfterEpoch
-    from ulmfit_tf.training.classifier import (ClassifierConfig, predict_probabilities,
-                                               split_labelled, train_classifier)
-    from ulmfit_tf.training.run_dir import write_json
+def _classifier_config(args):
+    from ulmfit_tf.training.classifier import ClassifierConfig
 
     settings = _given_classifier_settings(args)
     if not args.lm:
         # From scratch there is no pretrained knowledge to protect: one rate
         # for all groups, all trained from the start (unless asked otherwise).
         settings = {"discriminative_factor": None, "gradual_unfreezing": False, **settings}
-    config = ClassifierConfig.recipe(args.recipe, **settings)
+    return ClassifierConfig.recipe(args.recipe, **settings)
+
+
+def _train_classifier(args):
+    from ulmfit_tf.evaluation import classification_report, plot_confusion_matrix
+    from ulmfit_tf.text import Vocab, tokenize_corpus
+    from ulmfit_tf.training.callbacks import StopAfterEpoch
+    from ulmfit_tf.training.classifier import (predict_probabilities,
+                                               split_labelled, train_classifier)
+    from ulmfit_tf.training.run_dir import write_json
+
+    config = _classifier_config(args)
     data = _labelled(args.corpus, "train", args.data, args.encoding)
     if args.lm:
         source, vocab = _load_lm_run(args.lm, "--lm")

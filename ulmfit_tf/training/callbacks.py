@@ -1,5 +1,8 @@
 """Callbacks for ULMFiT training."""
 
+import json
+import os
+
 import keras
 import numpy as np
 
@@ -101,8 +104,6 @@ class StopAfterEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch == self.epoch:
-            import os
-
             os._exit(17)
 
 
@@ -195,14 +196,9 @@ class KeepBestEpoch(keras.callbacks.Callback):
 
     @property
     def _state_path(self):
-        import os
-
         return os.path.join(self.state_dir, "best.json")
 
     def on_train_begin(self, logs=None):
-        import json
-        import os
-
         self.best, self.best_epoch, self.wait, self._weights = np.inf, None, 0, None
         self.stopped_epoch, self._last_epoch = None, -1
         if os.path.isfile(self._state_path):  # a resumed run: what it had found
@@ -218,9 +214,6 @@ class KeepBestEpoch(keras.callbacks.Callback):
             self.model.set_weights(current)
 
     def on_epoch_end(self, epoch, logs=None):
-        import json
-        import os
-
         from ulmfit_tf.utils import atomic_write
 
         if epoch <= self._last_epoch:  # replayed after an interruption: already counted
