@@ -55,13 +55,13 @@ IMDB_LABELS, IMDB_UNSUP, IMDB_TEST = 1000, 1000, 2000
 
 
 def _write_tsv(path, texts, labels, classes):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    from ulmfit_tf.utils import atomic_write
+
+    with atomic_write(path, "w") as f:  # utf-8; no newline translation on POSIX
         writer = csv.writer(f, delimiter="\t")
         writer.writerow(["text", "label"])
         for text, label in zip(texts, labels):
-            writer.writerow([text, classes[label] if label is not None else ""])
-    os.replace(tmp, path)
+            writer.writerow([text, classes[label]])
 
 
 def _first_words(text, count):
@@ -186,6 +186,8 @@ def summarize(results):
 
 
 def main():
+    from ulmfit_tf.training.run_dir import write_json
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--data", default=DEFAULT_DATA)
@@ -228,9 +230,7 @@ def main():
                                              os.path.join(folder, f"{args.tag}-scratch-s{seed}"),
                                              args.scratch_flags.split())
                     results.setdefault(task, {}).setdefault(arm, {})[str(seed)] = row
-                    with open(results_path + ".tmp", "w") as f:
-                        json.dump(results, f, indent=1)
-                    os.replace(results_path + ".tmp", results_path)
+                    write_json(results_path, results)
                     print(task, arm, seed, json.dumps(row), flush=True)
     summarize(results)
 

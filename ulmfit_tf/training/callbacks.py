@@ -198,6 +198,9 @@ class KeepBestEpoch(keras.callbacks.Callback):
     def _state_path(self):
         return os.path.join(self.state_dir, "best.json")
 
+    def _weights_path(self, epoch):
+        return os.path.join(self.state_dir, f"best-{epoch}.weights.h5")
+
     def on_train_begin(self, logs=None):
         self.best, self.best_epoch, self.wait, self._weights = np.inf, None, 0, None
         self.stopped_epoch, self._last_epoch = None, -1
@@ -209,7 +212,7 @@ class KeepBestEpoch(keras.callbacks.Callback):
             # Read the best weights through the model, then put back what it
             # held (BackupAndRestore restores the last epoch's after this).
             current = self.model.get_weights()
-            self.model.load_weights(os.path.join(self.state_dir, state["weights"]))
+            self.model.load_weights(self._weights_path(self.best_epoch))
             self._weights = [np.array(w) for w in self.model.get_weights()]
             self.model.set_weights(current)
 
@@ -223,24 +226,23 @@ class KeepBestEpoch(keras.callbacks.Callback):
             raise ValueError(f"KeepBestEpoch: `monitor`={self.monitor!r} is not in the epoch "
                              f"logs {sorted(logs or {})}; is there validation data?")
         value = float(value)
+        os.makedirs(self.state_dir, exist_ok=True)
         if value < self.best:
             self.best, self.best_epoch, self.wait = value, epoch, 0
             self._weights = [np.array(w) for w in self.model.get_weights()]
-            os.makedirs(self.state_dir, exist_ok=True)
-            name = f"best-{epoch}.weights.h5"
-            tmp = os.path.join(self.state_dir, ".tmp-" + name)
+            path = self._weights_path(epoch)
+            tmp = os.path.join(self.state_dir, ".tmp-" + os.path.basename(path))
             self.model.save_weights(tmp)
-            os.replace(tmp, os.path.join(self.state_dir, name))
+            os.replace(tmp, path)
         else:
             self.wait += 1
-            name = f"best-{self.best_epoch}.weights.h5"
-        os.makedirs(self.state_dir, exist_ok=True)
         with atomic_write(self._state_path, "w") as f:
             json.dump({"best": self.best, "epoch": self.best_epoch, "wait": self.wait,
-                       "last_epoch": epoch, "weights": name}, f)
+                       "last_epoch": epoch}, f)
         self._last_epoch = epoch
+        keep = os.path.basename(self._weights_path(self.best_epoch))
         for old in os.listdir(self.state_dir):  # earlier bests, now superseded
-            if old.startswith("best-") and old != name:
+            if old.startswith("best-") and old != keep:
                 os.remove(os.path.join(self.state_dir, old))
         if self.patience is not None and self.wait >= self.patience:
             self.stopped_epoch = epoch
