@@ -1,6 +1,7 @@
 """Classifier inference speed and training memory: ulmfit_tf against fastai.
 
     python bench/classifier_speed.py inference [--docs 500]
+    python bench/classifier_speed.py loops [--docs 200] [--rounds 3]
     python bench/classifier_speed.py memory [--lengths 500,1000,2000,5000]
 
 Both libraries get the same AWD-LSTM classifier (vocab 10k, embedding 400,
@@ -9,6 +10,10 @@ hidden 1152, 3 layers, fastai's head, BPT3C with bptt 72 and max_len
 
 inference: docs/s over IMDb test reviews (our tokens and ids for both),
     batches of 64 sorted by length as fastai's test DataLoader sorts them.
+loops: our inference loop (training=False: only h and c cross steps)
+    against the training loop (which also stacks gates and tanh(c) for
+    its backward pass) on one model, timed in turns (median of --rounds),
+    with the largest difference of their probabilities.
 memory: peak resident memory (ru_maxrss) of a fresh process that trains 3
     steps on a batch of 8 documents of each length; BPT3C should keep it
     flat once documents are longer than max_len (1,440 tokens).
@@ -63,6 +68,42 @@ def ours_inference(docs):
     start = time.perf_counter()
     predict_probabilities(model, docs, batch_size=BATCH)
     return time.perf_counter() - start
+
+
+def compare_loops(docs, rounds):
+    import ulmfit_tf.layers.weight_drop_lstm as weight_drop_lstm
+    from ulmfit_tf.training.classifier import predict_probabilities
+
+    inference_loop = ours_model()
+    training_loop = ours_model()
+    training_loop.set_weights(inference_loop.get_weights())
+    sequence = weight_drop_lstm.lstm_sequence
+
+    def forced_training_loop(*args, **kwargs):
+        return sequence(*args, **{**kwargs, "training": True})
+
+    def timed(model, force):
+        weight_drop_lstm.lstm_sequence = forced_training_loop if force else sequence
+        try:
+            start = time.perf_counter()
+            probabilities = predict_probabilities(model, docs, batch_size=BATCH)
+            return time.perf_counter() - start, probabilities
+        finally:
+            weight_drop_lstm.lstm_sequence = sequence
+
+    timed(inference_loop, False), timed(training_loop, True)  # trace both
+    seconds = {"inference loop": [], "training loop": []}
+    for _ in range(rounds):
+        s_new, p_new = timed(inference_loop, False)
+        s_old, p_old = timed(training_loop, True)
+        seconds["inference loop"].append(s_new)
+        seconds["training loop"].append(s_old)
+    print("| loop | docs/s | vs training loop |\n|---|---|---|")
+    base = float(np.median(seconds["training loop"]))
+    for name, values in seconds.items():
+        median = float(np.median(values))
+        print(f"| {name} | {len(docs) / median:,.1f} | {base / median:.2f}x |")
+    print(f"max abs difference of probabilities: {np.abs(p_new - p_old).max():.2e}")
 
 
 def fastai_inference(docs):
@@ -135,16 +176,20 @@ def main():
     if sys.argv[1] == "_train":
         return train_steps(sys.argv[2], int(sys.argv[3]))
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["inference", "memory"])
+    parser.add_argument("what", choices=["inference", "loops", "memory"])
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..",
                                                        "shared", "data"))
     parser.add_argument("--docs", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lengths", default="500,1000,2000,5000")
     args = parser.parse_args()
     if args.what == "memory":
         return memory([int(n) for n in args.lengths.split(",")])
     docs = imdb_ids(args.data, args.docs)
     tokens = sum(map(len, docs))
+    if args.what == "loops":
+        print(f"{len(docs)} IMDb test reviews, {tokens:,} tokens")
+        return compare_loops(docs, args.rounds)
     ours_s, fastai_s = ours_inference(docs), fastai_inference(docs)
     print(f"{len(docs)} IMDb test reviews, {tokens:,} tokens (mean {tokens / len(docs):.0f})")
     print("| | ours | fastai | ratio |\n|---|---|---|---|")

@@ -95,6 +95,22 @@ def test_train_classifier_defaults_come_from_the_recipe():
     assert scratch.discriminative_factor is None and not scratch.gradual_unfreezing
     assert cli._classifier_config(parse("--factor", "2")).discriminative_factor == 2
     assert cli._classifier_config(parse("--lm", "run")) == ClassifierConfig()
+    assert cli._classifier_config(parse("--optimizer", "sgd")).optimizer == "sgd"
+
+
+def test_optimizer_choices_are_the_library_s():
+    from ulmfit_tf.training.classifier import ClassifierConfig
+    from ulmfit_tf.training.language_model import LanguageModelConfig
+    from ulmfit_tf.training.optimizers import OPTIMIZERS
+
+    assert cli.OPTIMIZERS == OPTIMIZERS
+    for command in (["pretrain", "c", "--out", "x"],
+                    ["finetune-lm", "c", "--pretrained", "p", "--out", "x"]):
+        assert cli.build_parser().parse_args([*command, "--optimizer", "lion"]).optimizer == \
+            "lion"
+    for config in (ClassifierConfig, LanguageModelConfig):
+        with pytest.raises(ValueError, match="`optimizer` must be one of"):
+            config(optimizer="adagrad")
 
 
 def test_truncated_model_file_is_named(tmp_path, capsys):

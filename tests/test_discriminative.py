@@ -376,6 +376,29 @@ MIRRORED = textwrap.dedent("""
     print("lm_max_abs_diff", max(float(np.abs(a - b).max()) for a, b in zip(mirrored, single)))
     print("steps", steps)
 
+    # The same with SGD per layer group (LayerGroupOptimizer).
+    from ulmfit_tf.training import LayerGroupOptimizer
+
+    def run_groups(strategy):
+        with strategy.scope():
+            keras.utils.set_random_seed(0)
+            lm = AWDLSTMLanguageModel(AWDLSTM(30, embedding_dim=8, hidden_dim=12,
+                                              num_layers=3, drop_mult=0.0))
+            lm(np.zeros((1, 2), np.int32))
+            optimizer = LayerGroupOptimizer.discriminative(
+                keras.optimizers.SGD, lm.layer_groups, SlantedTriangular(0.5, 12),
+                momentum=0.9)
+            lm.compile(optimizer=optimizer,
+                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        lm.fit(ds, epochs=3, verbose=0, callbacks=[GradualUnfreezing(lm.layer_groups)])
+        return [v.numpy() for v in lm.weights], optimizer
+
+    mirrored, optimizer = run_groups(strategy)
+    single, _ = run_groups(tf.distribute.get_strategy())
+    print("groups_max_abs_diff", max(float(np.abs(a - b).max())
+                                     for a, b in zip(mirrored, single)))
+    print("groups_inner_steps", [int(o.iterations.numpy()) for o in optimizer.optimizers])
+
     # The classifier under the strategy: unfreezing still moves exactly the
     # expected groups (its BatchNorm uses per-replica statistics, so weights
     # do not match a single device's).
@@ -440,6 +463,8 @@ def test_mirrored_strategy_matches_single_device():
                if " " in line)
     assert float(out["lm_max_abs_diff"]) < 1e-5
     assert int(out["steps"]) == 12
+    assert float(out["groups_max_abs_diff"]) < 1e-5
+    assert out["groups_inner_steps"] == "[0, 4, 8, 12]"  # frozen groups skipped
     assert out["classifier_groups_moved"] == "[4]"
     assert float(out["bn_max_abs_diff"]) < 1e-5
     assert out["jit_resolved"] == "False"

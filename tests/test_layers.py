@@ -193,8 +193,11 @@ def test_ar_tar_config():
         ActivationRegularization(alpha=-1)
 
 
-def test_cpu_kernel_gradients_match_autodiff():
-    """The hand-written backward pass against autodiff of a plain loop (float64)."""
+@pytest.mark.parametrize("training", [True, False])
+def test_cpu_kernel_gradients_match_autodiff(training):
+    """The hand-written backward pass against autodiff of a plain loop
+    (float64); the inference loop (training=False) computes the same, and
+    autodiff through it too."""
     from ulmfit_tf.layers.lstm_kernels import lstm_sequence
 
     rng = np.random.default_rng(0)
@@ -217,14 +220,17 @@ def test_cpu_kernel_gradients_match_autodiff():
 
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(args)
-        ours, theirs = loss(lstm_sequence), loss(reference)
+        ours = loss(lambda *a: lstm_sequence(*a, training=training))
+        theirs = loss(reference)
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
     for a, b in zip(tape.gradient(ours, args), tape.gradient(theirs, args)):
         np.testing.assert_allclose(a, b, atol=1e-12)
 
 
-def test_masked_cpu_kernel_holds_state_and_gradients_match():
-    """Right-padded rows: the state after each row's last real step, exact gradients."""
+@pytest.mark.parametrize("training", [True, False])
+def test_masked_cpu_kernel_holds_state_and_gradients_match(training):
+    """Right-padded rows: the state after each row's last real step, exact
+    gradients (training and inference loops)."""
     from ulmfit_tf.layers.lstm_kernels import lstm_sequence
 
     rng = np.random.default_rng(1)
@@ -255,7 +261,7 @@ def test_masked_cpu_kernel_holds_state_and_gradients_match():
 
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(args)
-        ours = loss(lambda *a: lstm_sequence(*a, mask=mask))
+        ours = loss(lambda *a: lstm_sequence(*a, mask=mask, training=training))
         theirs = loss(reference)
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
     for a, b in zip(tape.gradient(ours, args), tape.gradient(theirs, args)):

@@ -130,3 +130,20 @@ def test_stlr_argument_errors(kwargs, message):
 def test_staged_stlr_argument_errors(stages, message):
     with pytest.raises(ValueError, match=message):
         StagedSlantedTriangular(1e-3, stages)
+
+
+def test_scaled_schedule_scales_and_round_trips():
+    from ulmfit_tf.training import ScaledSchedule
+
+    base = SlantedTriangular(1e-2, 20)
+    scaled = ScaledSchedule(base, 0.25)
+    for step in (0, 2, 10, 19):
+        np.testing.assert_allclose(float(scaled(step)), 0.25 * float(base(step)), rtol=1e-6)
+    restored = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(scaled))
+    assert isinstance(restored, ScaledSchedule) and restored.get_config() == scaled.get_config()
+    np.testing.assert_allclose(float(restored(7)), float(scaled(7)))
+    with pytest.raises(TypeError, match="`schedule` must be a LearningRateSchedule"):
+        ScaledSchedule(0.1, 2.0)
+    with pytest.raises(ValueError, match="`multiplier` must be >= 0"):
+        ScaledSchedule(base, -1.0)

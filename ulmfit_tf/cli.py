@@ -68,7 +68,7 @@ def _pretrain(args):
     config = LanguageModelConfig(
         embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim, num_layers=args.layers,
         drop_mult=args.drop_mult, batch_size=args.batch_size, bptt=args.bptt,
-        epochs=args.epochs, max_lr=args.lr, schedule=args.schedule,
+        epochs=args.epochs, max_lr=args.lr, schedule=args.schedule, optimizer=args.optimizer,
         valid_fraction=args.valid_fraction, backwards=args.backwards, seed=args.seed)
     docs, vocab = _load_documents(args.corpus, args.data, args.max_vocab, args.min_freq,
                                   encoding=args.encoding)
@@ -147,6 +147,7 @@ def _finetune_lm(args):
         num_layers=encoder.num_layers, drop_mult=encoder.drop_mult,
         batch_size=args.batch_size, bptt=args.bptt, epochs=args.epochs, max_lr=args.lr,
         schedule="stlr", discriminative_factor=args.factor, freeze_epochs=args.freeze_epochs,
+        optimizer=args.optimizer,
         beta_1=args.beta_1, valid_fraction=args.valid_fraction, backwards=args.backwards,
         seed=args.seed)
     train, valid = split_documents([vocab.encode(t) for t in tokens], config.valid_fraction,
@@ -171,7 +172,7 @@ _CLASSIFIER_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "max_
                      "factor": "discriminative_factor", "schedule": "schedule",
                      "drop_mult": "drop_mult", "max_len": "max_len", "bptt": "bptt",
                      "valid_fraction": "valid_fraction", "patience": "patience",
-                     "restore_best": "restore_best"}
+                     "restore_best": "restore_best", "optimizer": "optimizer"}
 
 
 def _given_classifier_settings(args):
@@ -436,10 +437,21 @@ _UNSET = argparse.SUPPRESS
 # ulmfit_tf.training.classifier.RECIPES, restated: the parser must not import
 # TensorFlow (a test checks that the two agree).
 CLASSIFIER_RECIPES = ("default", "paper")
+# ulmfit_tf.training.optimizers.OPTIMIZERS, restated for the same reason.
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "lion", "adamw-groups")
 
 
 def _int_or_none(text):
     return None if text.lower() == "none" else int(text)
+
+
+def _add_optimizer_flag(parser, default="adam"):
+    parser.add_argument(
+        "--optimizer", choices=OPTIMIZERS, default=default,
+        help="adam: Adam(W) with a rate multiplier per layer group (DiscriminativeAdam, the "
+             "fastest); sgd (momentum 0.9), rmsprop, lion, adamw-groups: that Keras "
+             "optimizer for each layer group (LayerGroupOptimizer). Rates suit Adam: "
+             "set --lr for the others")
 
 
 def _add_encoding_flag(parser):
@@ -487,6 +499,7 @@ def build_parser():
     p.add_argument("--bptt", type=int, default=70)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     p.add_argument("--schedule", choices=["one_cycle", "stlr", "constant"], default="one_cycle")
+    _add_optimizer_flag(p)
     p.add_argument("--valid-fraction", type=float, default=0.05)
     p.add_argument("--max-tokens", type=int, default=None,
                    help="use only this many tokens (of randomly chosen documents)")
@@ -520,6 +533,7 @@ def build_parser():
     p.add_argument("--lr", type=float, default=4e-3, help="peak rate of the top group")
     p.add_argument("--factor", type=float, default=2.6, help="rate divisor per group")
     p.add_argument("--beta-1", type=float, default=0.7)
+    _add_optimizer_flag(p)
     p.add_argument("--drop-mult", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--bptt", type=int, default=70)
@@ -558,6 +572,7 @@ def build_parser():
                    help="stlr_stages: a slanted triangle per gradual-unfreezing stage; "
                         "stlr: one over the run")
     p.add_argument("--no-gradual-unfreezing", action="store_true")
+    _add_optimizer_flag(p, default=_UNSET)
     p.add_argument("--drop-mult", type=float, default=_UNSET)
     p.add_argument("--batch-size", type=int, default=_UNSET)
     p.add_argument("--max-len", type=int, default=_UNSET)

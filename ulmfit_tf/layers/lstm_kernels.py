@@ -42,13 +42,16 @@ def portable_lstm():
         _tracing.portable = previous
 
 
-def lstm_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias, mask=None):
+def lstm_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias, mask=None, training=True):
     """Runs an LSTM over [B, T, I] inputs; returns (outputs [B, T, H], h, c).
 
     `mask` ([B, T] bool, True for real steps, right padding only): masked
     steps keep the state, so (h, c) is the state after each row's last real
     step, and their outputs repeat the last real output (cuDNN: zeros). A
     row without any real step keeps its initial state, and outputs it.
+    `training=False` (Python False only) takes the CPU loop that keeps no
+    activations for a backward pass: the same numbers, less memory traffic
+    (gradients still flow through it, by autodiff).
     """
     if not getattr(_tracing, "portable", False):
         try:
@@ -56,7 +59,11 @@ def lstm_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias, mask=None):
         except NotImplementedError:  # no GPU: Keras raises this to say "no cuDNN"
             pass
     projected = tf.einsum("bti,ig->tbg", inputs, kernel) + bias
-    if mask is None:
+    if training is False:
+        keep = None if mask is None else tf.cast(tf.transpose(mask)[:, :, tf.newaxis],
+                                                 projected.dtype)
+        outputs, c = _forward_loop(projected, keep, recurrent_kernel, h0, c0)
+    elif mask is None:
         outputs, c = _lstm_loop(projected, tf.ones([], projected.dtype), recurrent_kernel,
                                 h0, c0)
     else:
@@ -91,6 +98,28 @@ def _cell(z, c):
     c = f * c + i * g
     tanh_c = tf.tanh(c)
     return o * tanh_c, c, tf.concat([i, f, g, o], -1), tanh_c
+
+
+def _forward_loop(projected, keep, recurrent_kernel, h0, c0):
+    """Inference: only h and c cross steps, only h is stacked (the training
+    loop also stacks c, the gates and tanh(c) of every step for its backward
+    pass: 7H floats per row and step instead of H)."""
+    steps = tf.shape(projected)[0]
+    units = tf.shape(h0)[-1]
+    outputs = tf.TensorArray(projected.dtype, size=steps, element_shape=h0.shape)
+
+    def body(t, h, c, outputs):
+        z = projected[t] + tf.matmul(h, recurrent_kernel)
+        # Input and forget gates are adjacent: one sigmoid for both.
+        i_f = tf.sigmoid(z[:, :2 * units])
+        c_new = i_f[:, units:] * c + i_f[:, :units] * tf.tanh(z[:, 2 * units:3 * units])
+        h_new = tf.sigmoid(z[:, 3 * units:]) * tf.tanh(c_new)
+        if keep is not None:
+            h_new, c_new = h + keep[t] * (h_new - h), c + keep[t] * (c_new - c)
+        return t + 1, h_new, c_new, outputs.write(t, h_new)
+
+    _, _, c, outputs = tf.while_loop(lambda t, *_: t < steps, body, (0, h0, c0, outputs))
+    return outputs.stack(), c
 
 
 def _make_loop(masked):

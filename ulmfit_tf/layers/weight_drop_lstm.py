@@ -78,7 +78,8 @@ class WeightDropLSTM(keras.layers.Layer):
             tf.cast(inputs, self.compute_dtype), h0, c0,
             tf.cast(self.kernel, self.compute_dtype),
             tf.cast(self.dropped_recurrent_kernel(training), self.compute_dtype),
-            tf.cast(self.bias, self.compute_dtype), mask=mask)
+            tf.cast(self.bias, self.compute_dtype), mask=mask,
+            training=False if training is False or training is None else True)
 
     def compute_output_spec(self, inputs, initial_state=None, mask=None, training=False):
         batch, steps = inputs.shape[0], inputs.shape[1]

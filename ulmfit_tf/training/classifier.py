@@ -17,8 +17,7 @@ from ulmfit_tf.models import AWDLSTM, AWDLSTMClassifier, AWDLSTMLanguageModel
 from ulmfit_tf.models.classifier import TASKS
 from ulmfit_tf.text.rules import BOS_ID
 from ulmfit_tf.training.callbacks import GradualUnfreezing
-from ulmfit_tf.training.optimizers import (DiscriminativeAdam, discriminative_multipliers,
-                                          no_decay_paths)
+from ulmfit_tf.training.optimizers import OPTIMIZERS, build_optimizer
 from ulmfit_tf.training.run_dir import (best_epoch_callback, fit_run, plot_history,
                                         save_model, write_config, write_json)
 from ulmfit_tf.training.schedules import OneCycle, SlantedTriangular, StagedSlantedTriangular
@@ -60,6 +59,9 @@ class ClassifierConfig:
     discriminative_factor: float = 1.3
     gradual_unfreezing: bool = True
     drop_mult: float = 0.5
+    # "adam": DiscriminativeAdam; "sgd", "rmsprop", "lion", "adamw-groups":
+    # a Keras optimizer per layer group (LayerGroupOptimizer).
+    optimizer: str = "adam"
     weight_decay: float = 0.01
     beta_1: float = 0.7
     beta_2: float = 0.99
@@ -95,6 +97,9 @@ class ClassifierConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"`schedule` must be one of {SCHEDULES}. "
                              f"Received: {self.schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}. "
+                             f"Received: {self.optimizer!r}")
         if self.task not in TASKS:
             raise ValueError(f"`task` must be one of {TASKS}. Received: {self.task!r}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -198,13 +203,11 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     total_steps = len(train) * config.epochs
     model = build_classifier(source, num_outputs, config)
     groups = model.layer_groups
-    multipliers = discriminative_multipliers(groups, config.discriminative_factor) \
-        if config.discriminative_factor else None
     unfreezing = GradualUnfreezing(groups) if config.gradual_unfreezing else None
-    optimizer = DiscriminativeAdam(_schedule(config, len(train), unfreezing), multipliers,
-                                   weight_decay=config.weight_decay, beta_1=config.beta_1,
-                                   beta_2=config.beta_2, global_clipnorm=config.global_clipnorm,
-                                   no_decay=no_decay_paths(model))
+    optimizer = build_optimizer(config.optimizer, model, _schedule(config, len(train), unfreezing),
+                                config.discriminative_factor, weight_decay=config.weight_decay,
+                                beta_1=config.beta_1, beta_2=config.beta_2,
+                                global_clipnorm=config.global_clipnorm)
     loss, metrics = _loss(config.task)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
                   jit_compile=resolve_jit_compile(config.jit_compile, model.distribute_strategy))

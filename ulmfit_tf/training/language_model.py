@@ -16,8 +16,7 @@ from ulmfit_tf.text.rules import BOS_ID
 from ulmfit_tf.training.run_dir import (fit_run, plot_history, save_model, write_config,
                                         write_json)
 from ulmfit_tf.training.callbacks import GradualUnfreezing
-from ulmfit_tf.training.optimizers import (DiscriminativeAdam, discriminative_multipliers,
-                                          no_decay_paths)
+from ulmfit_tf.training.optimizers import OPTIMIZERS, build_optimizer
 from ulmfit_tf.training.schedules import OneCycle, SlantedTriangular
 
 
@@ -38,6 +37,9 @@ class LanguageModelConfig:
     epochs: int = 1
     max_lr: float = 2e-3
     schedule: str = "one_cycle"  # "one_cycle", "stlr" or "constant"
+    # "adam": DiscriminativeAdam; "sgd", "rmsprop", "lion", "adamw-groups":
+    # a Keras optimizer per layer group (LayerGroupOptimizer).
+    optimizer: str = "adam"
     weight_decay: float = 0.01
     beta_1: float = 0.8
     beta_2: float = 0.99
@@ -59,6 +61,9 @@ class LanguageModelConfig:
         if self.schedule not in ("one_cycle", "stlr", "constant"):
             raise ValueError("`schedule` must be 'one_cycle', 'stlr' or 'constant'. "
                              f"Received: {self.schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}. "
+                             f"Received: {self.optimizer!r}")
         if not 0.0 <= self.valid_fraction < 1.0:
             raise ValueError(f"`valid_fraction` must be in [0, 1). Received: "
                              f"{self.valid_fraction!r}")
@@ -87,14 +92,10 @@ def make_schedule(config, total_steps):
 
 
 def compile_language_model(model, config, total_steps):
-    multipliers = None
-    if config.discriminative_factor:
-        multipliers = discriminative_multipliers(model.layer_groups,
-                                                 config.discriminative_factor)
-    optimizer = DiscriminativeAdam(
-        make_schedule(config, total_steps), multipliers, weight_decay=config.weight_decay,
-        beta_1=config.beta_1, beta_2=config.beta_2, global_clipnorm=config.global_clipnorm,
-        no_decay=no_decay_paths(model))
+    optimizer = build_optimizer(config.optimizer, model, make_schedule(config, total_steps),
+                                config.discriminative_factor, weight_decay=config.weight_decay,
+                                beta_1=config.beta_1, beta_2=config.beta_2,
+                                global_clipnorm=config.global_clipnorm)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras_hub.metrics.Perplexity(from_logits=True, name="perplexity")],

@@ -141,3 +141,39 @@ class DiscriminativeAdam(keras.optimizers.Adam):
                       weight_decay=self.decoupled_weight_decay, no_decay=self.no_decay)
         config.pop("amsgrad", None)
         return config
+
+
+# Optimizers the training stages (and `--optimizer`) can build; "adam" is
+# DiscriminativeAdam, the rest are Keras optimizers, one per layer group,
+# in a LayerGroupOptimizer.
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "lion", "adamw-groups")
+
+
+def build_optimizer(name, model, learning_rate, factor=None, weight_decay=0.01, beta_1=0.9,
+                    beta_2=0.99, global_clipnorm=None):
+    """The stages' optimizer for `model`'s layer groups: rates ÷ `factor`
+    per group from the top (None: one rate), decoupled weight decay except
+    on `no_decay_paths`, `beta_1`/`beta_2` as each optimizer reads them
+    (SGD: momentum 0.9; RMSprop: rho = beta_2; Lion: both betas)."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}. Received: {name!r}")
+    groups = model.layer_groups
+    no_decay = no_decay_paths(model)
+    if name == "adam":
+        multipliers = discriminative_multipliers(groups, factor) if factor else None
+        return DiscriminativeAdam(learning_rate, multipliers, weight_decay=weight_decay,
+                                  beta_1=beta_1, beta_2=beta_2, global_clipnorm=global_clipnorm,
+                                  no_decay=no_decay)
+    from ulmfit_tf.training.layer_group_optimizer import LayerGroupOptimizer
+
+    optimizer_class, settings = {
+        "sgd": (keras.optimizers.SGD, {"momentum": 0.9}),
+        "rmsprop": (keras.optimizers.RMSprop, {"rho": beta_2}),
+        "lion": (keras.optimizers.Lion, {"beta_1": beta_1, "beta_2": beta_2}),
+        "adamw-groups": (keras.optimizers.AdamW, {"beta_1": beta_1, "beta_2": beta_2,
+                                                  "epsilon": 1e-5}),
+    }[name]
+    return LayerGroupOptimizer.discriminative(
+        optimizer_class, groups, learning_rate, factor=factor or 1.0, name=name.replace("-", "_"),
+        global_clipnorm=global_clipnorm, no_decay=no_decay,
+        weight_decay=float(weight_decay or 0.0), **settings)

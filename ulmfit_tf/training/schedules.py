@@ -150,3 +150,25 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return {"max_lr": self.max_lr, "total_steps": self.total_steps,
                 "pct_start": self.pct_start, "div": self.div, "div_final": self.div_final}
+
+
+@keras.saving.register_keras_serializable(package="ulmfit_tf")
+class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`schedule` × `multiplier`: a lower layer group's share of the rate,
+    with the same shape and step as the top group's."""
+
+    def __init__(self, schedule, multiplier):
+        if isinstance(schedule, dict):
+            schedule = keras.optimizers.schedules.deserialize(schedule)
+        if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            raise TypeError("`schedule` must be a LearningRateSchedule. "
+                            f"Received: {schedule!r}")
+        _check("multiplier", multiplier, 0)
+        self.schedule, self.multiplier = schedule, float(multiplier)
+
+    def __call__(self, step):
+        return self.schedule(step) * self.multiplier
+
+    def get_config(self):
+        return {"schedule": keras.optimizers.schedules.serialize(self.schedule),
+                "multiplier": self.multiplier}
