@@ -322,9 +322,13 @@ def test_gradual_unfreezing_changes_exactly_the_expected_groups(jit):
                 for layer in group for v in layer.weights
                 if not v.path.endswith("seed_generator_state"))])
 
-    clf.fit(x, y, batch_size=8, epochs=6, verbose=0,
+    # Under XLA each unfreezing compiles the step again: 3 epochs show that
+    # the rebuilt functions train the new groups (without: all 6).
+    epochs = 3 if jit else 6
+    clf.fit(x, y, batch_size=8, epochs=epochs, verbose=0,
             callbacks=[GradualUnfreezing(groups), Watch()])
-    assert changed == [[4], [3, 4], [2, 3, 4], [1, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]
+    assert changed == [[4], [3, 4], [2, 3, 4], [1, 2, 3, 4], [0, 1, 2, 3, 4],
+                       [0, 1, 2, 3, 4]][:epochs]
     assert all(layer.trainable for group in groups for layer in group)
 
 

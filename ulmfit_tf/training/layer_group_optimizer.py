@@ -63,8 +63,8 @@ class LayerGroupOptimizer(keras.optimizers.Optimizer):
     """One inner Keras optimizer per layer group.
 
     Args:
-        optimizers_and_layers: list of ``(optimizer, layers)``, as Keras'
-            `MultiOptimizer` of TF-Addons took: `layers` is a layer, a
+        optimizers_and_layers: list of ``(optimizer, layers)``, as TF-Addons'
+            `MultiOptimizer` took: `layers` is a layer, a
             variable path, or a list of either. Every trainable variable
             the wrapper is built with must belong to exactly one group.
         global_clipnorm: clips the norm of all groups' gradients together
@@ -87,7 +87,6 @@ class LayerGroupOptimizer(keras.optimizers.Optimizer):
             raise ValueError("`optimizers_and_layers` must list at least one "
                              f"(optimizer, layers) pair. Received: {optimizers_and_layers!r}")
         self._group_paths, self._schedules, owner = [], [], {}
-        names = set()
         for index, pair in enumerate(pairs):
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
                 raise ValueError("`optimizers_and_layers` items must be (optimizer, layers) "
@@ -97,11 +96,6 @@ class LayerGroupOptimizer(keras.optimizers.Optimizer):
                     optimizer, (keras.optimizers.LossScaleOptimizer, LayerGroupOptimizer)):
                 raise ValueError("`optimizers_and_layers` needs a plain Keras optimizer in each "
                                  f"pair. Received item {index}: {optimizer!r}")
-            if optimizer.name in names:
-                raise ValueError("`optimizers_and_layers`: each inner optimizer needs its own "
-                                 f"name (its state is saved under it). Received "
-                                 f"{optimizer.name!r} twice")
-            names.add(optimizer.name)
             paths = _group_paths(group, "optimizers_and_layers")
             for path in paths:
                 if path in owner:
