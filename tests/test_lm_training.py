@@ -14,19 +14,19 @@ from ulmfit_tf.training.language_model import (LanguageModelConfig, split_docume
 
 @pytest.mark.slow
 def test_small_lm_learns_general_english(data_dir, tmp_path):
-    """200k tokens of news, 2 epochs: held-out perplexity far below a unigram model's."""
+    """150k tokens of news, 2 epochs: held-out perplexity far below a unigram model's."""
     texts = load_corpus(os.path.join(data_dir, "general-en", "news-2017"))
     tokens, total = [], 0
     for doc in tokenize_corpus(texts):
         tokens.append(doc)
         total += len(doc)
-        if total >= 220_000:
+        if total >= 165_000:
             break
     train_tokens, valid_tokens = split_documents(tokens, 0.1, seed=0)
     vocab = Vocab.build(train_tokens, min_freq=3)
     train = [vocab.encode(t) for t in train_tokens]
     valid = [vocab.encode(t) for t in valid_tokens]
-    assert sum(map(len, train)) >= 190_000 and sum(map(len, valid)) >= 10_000
+    assert sum(map(len, train)) >= 140_000 and sum(map(len, valid)) >= 10_000
 
     # The unigram baseline, from training counts (add-one), on the same held-out ids.
     counts = np.bincount(np.concatenate(train), minlength=len(vocab)) + 1.0

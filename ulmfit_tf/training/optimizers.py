@@ -27,6 +27,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from ulmfit_tf.training.layer_group_optimizer import LayerGroupOptimizer
+
 
 def discriminative_multipliers(layer_groups, factor=2.6, rates=None):
     """Rate multipliers per variable path from layer groups (bottom first).
@@ -164,8 +166,6 @@ def build_optimizer(name, model, learning_rate, factor=None, weight_decay=0.01, 
         return DiscriminativeAdam(learning_rate, multipliers, weight_decay=weight_decay,
                                   beta_1=beta_1, beta_2=beta_2, global_clipnorm=global_clipnorm,
                                   no_decay=no_decay)
-    from ulmfit_tf.training.layer_group_optimizer import LayerGroupOptimizer
-
     optimizer_class, settings = {
         "sgd": (keras.optimizers.SGD, {"momentum": 0.9}),
         "rmsprop": (keras.optimizers.RMSprop, {"rho": beta_2}),
