@@ -2,6 +2,7 @@
 
     python bench/classifier_speed.py inference [--docs 500]
     python bench/classifier_speed.py loops [--docs 200] [--rounds 3]
+    python bench/classifier_speed.py savedmodel [--docs 200] [--rounds 3]
     python bench/classifier_speed.py memory [--lengths 500,1000,2000,5000]
 
 Both libraries get the same AWD-LSTM classifier (vocab 10k, embedding 400,
@@ -14,6 +15,13 @@ loops: our inference loop (training=False: only h and c cross steps)
     against the training loop (which also stacks gates and tanh(c) for
     its backward pass) on one model, timed in turns (median of --rounds),
     with the largest difference of their probabilities.
+savedmodel: texts/s of the exported SavedModel (`serving_default`, raw
+    strings in, tokenized in the graph, default request limits), loaded in
+    a fresh process that imports only TensorFlow (as TF Serving would) and
+    called with texts sorted by length in batches grouped as
+    `predict_probabilities` groups them (by characters), against the Python
+    path from the same strings (tokenizer + `predict_probabilities`), with
+    the largest difference of their probabilities.
 memory: peak resident memory (ru_maxrss) of a fresh process that trains 3
     steps on a batch of 8 documents of each length; BPT3C should keep it
     flat once documents are longer than max_len (1,440 tokens).
@@ -106,6 +114,86 @@ def compare_loops(docs, rounds):
     print(f"max abs difference of probabilities: {np.abs(p_new - p_old).max():.2e}")
 
 
+SERVE = """
+import sys, time
+import numpy as np, tensorflow as tf
+path, texts_file, out, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+texts = open(texts_file, encoding="utf-8").read().split("\\x00")
+serve = tf.saved_model.load(path).signatures["serving_default"]
+order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+# As predict_probabilities groups them: at most 64, none shorter than 75% of
+# the batch's longest (here in characters: the client has no tokens).
+batches, start = [], 0
+while start < len(order):
+    end = start + 1
+    while (end < len(order) and end - start < 64
+           and len(texts[order[end]]) >= 0.75 * len(texts[order[start]])):
+        end += 1
+    batches.append(order[start:end])
+    start = end
+def run():
+    probabilities = np.zeros((len(texts), 2), np.float32)
+    for rows in batches:
+        result = serve(text=tf.constant([texts[i] for i in rows]))
+        probabilities[rows] = result["probabilities"].numpy()
+    return probabilities
+run()
+seconds = []
+for _ in range(rounds):
+    start = time.perf_counter()
+    probabilities = run()
+    seconds.append(time.perf_counter() - start)
+np.save(out, probabilities)
+print("SECONDS", *seconds)
+"""
+
+
+def compare_savedmodel(data, count, rounds):
+    import tempfile
+
+    from ulmfit_tf.data import load_imdb
+    from ulmfit_tf.export import export_classifier
+    from ulmfit_tf.text import Vocab, tokenize_corpus
+    from ulmfit_tf.training.classifier import predict_probabilities
+
+    texts = load_imdb("test", source=data).texts
+    texts = [texts[i].replace("\x00", " ")
+             for i in np.random.default_rng(0).permutation(len(texts))[:count]]
+    vocab = Vocab.build(tokenize_corpus(texts), max_vocab=VOCAB - 16)
+    model = ours_model()
+
+    def python_path():
+        docs = [vocab.encode(t) for t in tokenize_corpus(texts, num_workers=1)]
+        return predict_probabilities(model, docs, batch_size=BATCH)
+
+    python_path()  # trace
+    python_seconds = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        python_probabilities = python_path()
+        python_seconds.append(time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as tmp:
+        export_classifier(model, vocab, ["neg", "pos"], os.path.join(tmp, "export"),
+                          version=1)
+        with open(os.path.join(tmp, "texts"), "w", encoding="utf-8") as f:
+            f.write("\x00".join(texts))
+        result = subprocess.run(
+            [sys.executable, "-c", SERVE, os.path.join(tmp, "export", "1"),
+             os.path.join(tmp, "texts"), os.path.join(tmp, "p.npy"), str(rounds)],
+            capture_output=True, text=True, cwd=tmp,
+            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+        if result.returncode:
+            raise RuntimeError(result.stderr[-2000:])
+        served_seconds = [float(x) for x in result.stdout.split("SECONDS")[1].split()]
+        served_probabilities = np.load(os.path.join(tmp, "p.npy"))
+    python_s, served_s = float(np.median(python_seconds)), float(np.median(served_seconds))
+    print("| path | texts/s |\n|---|---|")
+    print(f"| Python: tokenizer + predict_probabilities | {len(texts) / python_s:,.1f} |")
+    print(f"| SavedModel serving_default, fresh process | {len(texts) / served_s:,.1f} |")
+    print(f"SavedModel / Python: {python_s / served_s:.2f}x; max abs difference of "
+          f"probabilities: {np.abs(served_probabilities - python_probabilities).max():.2e}")
+
+
 def fastai_inference(docs):
     import torch
 
@@ -176,7 +264,7 @@ def main():
     if sys.argv[1] == "_train":
         return train_steps(sys.argv[2], int(sys.argv[3]))
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["inference", "loops", "memory"])
+    parser.add_argument("what", choices=["inference", "loops", "savedmodel", "memory"])
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..",
                                                        "shared", "data"))
     parser.add_argument("--docs", type=int, default=500)
@@ -185,6 +273,8 @@ def main():
     args = parser.parse_args()
     if args.what == "memory":
         return memory([int(n) for n in args.lengths.split(",")])
+    if args.what == "savedmodel":
+        return compare_savedmodel(args.data, args.docs, args.rounds)
     docs = imdb_ids(args.data, args.docs)
     tokens = sum(map(len, docs))
     if args.what == "loops":
