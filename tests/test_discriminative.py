@@ -197,28 +197,36 @@ def train_steps(clf, steps, x, y):
         clf.train_on_batch(x, y)
 
 
+def restored(first, route, tmp_path, build):
+    """`first` (model and optimizer state) saved and read back: through a
+    `.keras` file, or a `tf.train.Checkpoint` read into `build()`'s fresh
+    compiled model."""
+    if route == "keras":
+        first.save(tmp_path / "m.keras")
+        return keras.saving.load_model(tmp_path / "m.keras")
+    tf.train.Checkpoint(model=first, optimizer=first.optimizer).write(str(tmp_path / "ckpt"))
+    resumed = build()
+    resumed.optimizer.build(resumed.trainable_variables)
+    tf.train.Checkpoint(model=resumed, optimizer=resumed.optimizer).read(
+        str(tmp_path / "ckpt")).assert_consumed()
+    return resumed
+
+
 @pytest.mark.parametrize("route", ["keras", "checkpoint"])
 def test_restore_is_exact(route, tmp_path):
     x, y = data()
-    # No dropout: this checks the optimizer state (ReseedEachEpoch covers dropout).
-    reference = small_classifier(head_hidden_dropout=0.0)
-    compile_classifier(reference, SlantedTriangular(1e-2, 20))
-    train_steps(reference, 6, x, y)
 
-    first = small_classifier(head_hidden_dropout=0.0)
-    compile_classifier(first, SlantedTriangular(1e-2, 20))
+    def build(seed=0):
+        # No dropout: this checks the optimizer state (ReseedEachEpoch covers dropout).
+        clf = small_classifier(seed=seed, head_hidden_dropout=0.0)
+        compile_classifier(clf, SlantedTriangular(1e-2, 20))
+        return clf
+
+    reference = build()
+    train_steps(reference, 6, x, y)
+    first = build()
     train_steps(first, 3, x, y)
-    if route == "keras":
-        first.save(tmp_path / "m.keras")
-        resumed = keras.saving.load_model(tmp_path / "m.keras")
-    else:
-        tf.train.Checkpoint(model=first, optimizer=first.optimizer).write(
-            str(tmp_path / "ckpt"))
-        resumed = small_classifier(seed=5, head_hidden_dropout=0.0)
-        compile_classifier(resumed, SlantedTriangular(1e-2, 20))
-        resumed.optimizer.build(resumed.trainable_variables)
-        tf.train.Checkpoint(model=resumed, optimizer=resumed.optimizer).read(
-            str(tmp_path / "ckpt")).assert_consumed()
+    resumed = restored(first, route, tmp_path, lambda: build(seed=5))
     assert int(resumed.optimizer.iterations) == 3
     assert resumed.optimizer.multipliers == first.optimizer.multipliers
     train_steps(resumed, 3, x, y)
@@ -359,48 +367,43 @@ MIRRORED = textwrap.dedent("""
     y = rng.integers(9, 30, (32, 8)).astype(np.int32)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
 
-    def run(strategy):
+    from ulmfit_tf.training import LayerGroupOptimizer
+
+    def adam(groups):
+        return DiscriminativeAdam(SlantedTriangular(1e-2, 12),
+                                  discriminative_multipliers(groups))
+
+    def sgd_per_group(groups):
+        return LayerGroupOptimizer.discriminative(
+            keras.optimizers.SGD, groups, SlantedTriangular(0.5, 12), momentum=0.9)
+
+    def run(strategy, make_optimizer):
         with strategy.scope():
             keras.utils.set_random_seed(0)
             lm = AWDLSTMLanguageModel(AWDLSTM(30, embedding_dim=8, hidden_dim=12,
                                               num_layers=3, drop_mult=0.0))
             lm(np.zeros((1, 2), np.int32))
-            lm.compile(optimizer=DiscriminativeAdam(SlantedTriangular(1e-2, 12),
-                                                    discriminative_multipliers(lm.layer_groups)),
+            lm.compile(optimizer=make_optimizer(lm.layer_groups),
                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         lm.fit(ds, epochs=3, verbose=0, callbacks=[GradualUnfreezing(lm.layer_groups)])
-        return [v.numpy() for v in lm.weights], int(lm.optimizer.iterations.numpy())
+        return [v.numpy() for v in lm.weights], lm.optimizer
+
+    def max_abs_diff(a, b):
+        return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
 
     # One strategy object for the whole process: a second MirroredStrategy
     # reuses collective instance keys of the first ("Shape mismatch in the
     # collective instance 100").
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    mirrored, steps = run(strategy)
-    single, _ = run(tf.distribute.get_strategy())
-    print("lm_max_abs_diff", max(float(np.abs(a - b).max()) for a, b in zip(mirrored, single)))
-    print("steps", steps)
+    mirrored, optimizer = run(strategy, adam)
+    single, _ = run(tf.distribute.get_strategy(), adam)
+    print("lm_max_abs_diff", max_abs_diff(mirrored, single))
+    print("steps", int(optimizer.iterations.numpy()))
 
     # The same with SGD per layer group (LayerGroupOptimizer).
-    from ulmfit_tf.training import LayerGroupOptimizer
-
-    def run_groups(strategy):
-        with strategy.scope():
-            keras.utils.set_random_seed(0)
-            lm = AWDLSTMLanguageModel(AWDLSTM(30, embedding_dim=8, hidden_dim=12,
-                                              num_layers=3, drop_mult=0.0))
-            lm(np.zeros((1, 2), np.int32))
-            optimizer = LayerGroupOptimizer.discriminative(
-                keras.optimizers.SGD, lm.layer_groups, SlantedTriangular(0.5, 12),
-                momentum=0.9)
-            lm.compile(optimizer=optimizer,
-                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        lm.fit(ds, epochs=3, verbose=0, callbacks=[GradualUnfreezing(lm.layer_groups)])
-        return [v.numpy() for v in lm.weights], optimizer
-
-    mirrored, optimizer = run_groups(strategy)
-    single, _ = run_groups(tf.distribute.get_strategy())
-    print("groups_max_abs_diff", max(float(np.abs(a - b).max())
-                                     for a, b in zip(mirrored, single)))
+    mirrored, optimizer = run(strategy, sgd_per_group)
+    single, _ = run(tf.distribute.get_strategy(), sgd_per_group)
+    print("groups_max_abs_diff", max_abs_diff(mirrored, single))
     print("groups_inner_steps", [int(o.iterations.numpy()) for o in optimizer.optimizers])
 
     # The classifier under the strategy: unfreezing still moves exactly the

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from test_discriminative import data, small_classifier, snapshot, train_steps
+from test_discriminative import data, restored, small_classifier, snapshot, train_steps
 from ulmfit_tf.training import (DiscriminativeAdam, GradualUnfreezing, LayerGroupOptimizer,
                                 ReseedEachEpoch, ScaledSchedule, SlantedTriangular,
                                 discriminative_multipliers)
@@ -115,16 +115,7 @@ def test_restore_is_exact(route, tmp_path):
 
     first, _ = sgd_adam_classifier(schedule)
     train_steps(first, 3, x, y)
-    if route == "keras":
-        first.save(tmp_path / "m.keras")
-        resumed = keras.saving.load_model(tmp_path / "m.keras")
-    else:
-        tf.train.Checkpoint(model=first, optimizer=first.optimizer).write(
-            str(tmp_path / "ckpt"))
-        resumed, optimizer = sgd_adam_classifier(schedule)
-        optimizer.build(resumed.trainable_variables)
-        tf.train.Checkpoint(model=resumed, optimizer=optimizer).read(
-            str(tmp_path / "ckpt")).assert_consumed()
+    resumed = restored(first, route, tmp_path, lambda: sgd_adam_classifier(schedule)[0])
     assert isinstance(resumed.optimizer, LayerGroupOptimizer)
     assert [int(o.iterations) for o in resumed.optimizer.optimizers] == [3, 3]
     train_steps(resumed, 3, x, y)
