@@ -14,7 +14,7 @@ Shapes: small = vocab 10k, emb 200, hidden 512; paper10k / paper30k = vocab
 DiscriminativeAdam, the others a Keras optimizer per layer group) with ÷2.6
 rates over the LM's 4 groups, each model built once and timed in turns
 (`--rounds`, median), so that load on the machine hits all alike; the
-ratio column is then against "adam".
+ratio column is then against the first one named.
 """
 
 import argparse
