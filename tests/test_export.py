@@ -243,7 +243,9 @@ def test_input_shapes(trained):
     column = serve(text=tf.constant([["Who wrote Hamlet ?"], ["Why ?"]]))["probabilities"]
     scalar = serve(text=tf.constant("Who wrote Hamlet ?"))["probabilities"]
     np.testing.assert_array_equal(column, vector)
-    np.testing.assert_array_equal(scalar, vector[:1])
+    # A batch of one may take another matmul kernel than a batch of two:
+    # the same numbers up to float32 rounding (3e-8 seen on one machine).
+    np.testing.assert_allclose(scalar, vector[:1], atol=1e-6)
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match=r"`text` must be a vector of strings \[N\].*Received shape"):
         serve(text=tf.constant([["a", "b"], ["c", "d"]]))

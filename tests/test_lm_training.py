@@ -55,6 +55,17 @@ def test_cli_prepare_pretrain_generate(data_dir, tmp_path, capsys):
                  "--max-tokens", "20000"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["val_perplexity"] > 1 and summary["train_tokens_per_second"] > 0
+    # Another epoch from where it ended: its sizes and vocabulary, not the flags'.
+    continued = str(tmp_path / "lm2")
+    assert main(["pretrain", prepared, "--init-from", run, "--out", continued, "--epochs", "1",
+                 "--embedding-dim", "99", "--batch-size", "16", "--bptt", "20",
+                 "--max-tokens", "20000"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["val_perplexity"] < summary["val_perplexity"]
+    assert Vocab.load(os.path.join(continued, "vocab.txt")) == Vocab.load(
+        os.path.join(run, "vocab.txt"))
+    with open(os.path.join(continued, "config.json")) as f:
+        assert json.load(f)["embedding_dim"] == 16
     assert main(["generate", run, "What is the", "--max-new-tokens", "5", "--seed", "0",
                  "--samples", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()[-2:]

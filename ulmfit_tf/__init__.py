@@ -14,7 +14,7 @@ def import_keras_classes():
     """Imports every module that registers a class with Keras, so that
     `keras.saving.load_model` finds them. A plain `import ulmfit_tf` does it,
     except in the two places that must not pay for TensorFlow (below)."""
-    from ulmfit_tf import layers, models, text  # noqa: F401
+    from ulmfit_tf import layers, models, tasks, text  # noqa: F401
     from ulmfit_tf.text import graph_tokenizer  # noqa: F401
     from ulmfit_tf.training import schedules  # noqa: F401
 
@@ -30,3 +30,13 @@ def _needs_no_keras():
 
 if not _needs_no_keras():
     import_keras_classes()
+
+
+def __getattr__(name):
+    # `ulmfit_tf.TextClassifier` without importing Keras for the tokenizer
+    # workers and the command line until it is asked for.
+    if name in ("TextClassifier", "LanguageModel"):
+        from ulmfit_tf import tasks
+
+        return getattr(tasks, name)
+    raise AttributeError(f"module 'ulmfit_tf' has no attribute {name!r}")

@@ -10,6 +10,9 @@ import time
 
 import numpy as np
 
+from ulmfit_tf.presets import DEFAULT_PRESET, PRESETS_DIR
+from ulmfit_tf.recipes import FINETUNE_RECIPE, FINETUNE_VOCAB
+
 
 def _prepare(args):
     from ulmfit_tf.corpus import read_texts
@@ -44,20 +47,28 @@ def _prepare(args):
     print(json.dumps(metrics))
 
 
-def _load_documents(corpus, data, max_vocab, min_freq, workers=None, encoding="utf-8"):
-    """(token id arrays, Vocab) from a `prepare` directory or a corpus name."""
+def _load_documents(corpus, data, max_vocab, min_freq, workers=None, encoding="utf-8",
+                    vocab=None):
+    """(token id arrays, Vocab) from a `prepare` directory or a corpus name;
+    encoded with `vocab` when given (else one built from the corpus)."""
     from ulmfit_tf.corpus import read_texts
     from ulmfit_tf.data import TokenFile
     from ulmfit_tf.text import Vocab, tokenize_corpus
 
     if os.path.isdir(corpus) and os.path.isfile(os.path.join(corpus, "vocab.txt")):
-        vocab = Vocab.load(os.path.join(corpus, "vocab.txt"))
+        prepared = Vocab.load(os.path.join(corpus, "vocab.txt"))
         tokens = TokenFile(os.path.join(corpus, "tokens"))
-        return [np.asarray(tokens.ids[a:b]) for a, b in
-                zip(tokens.offsets[:-1], tokens.offsets[1:])], vocab
+        docs = [np.asarray(tokens.ids[a:b]) for a, b in
+                zip(tokens.offsets[:-1], tokens.offsets[1:])]
+        if vocab is None or vocab == prepared:
+            return docs, prepared
+        # Ids of the prepared vocabulary -> the same tokens' ids in `vocab`.
+        mapping = np.array(vocab.encode(prepared.itos), np.int32)
+        return [mapping[d] for d in docs], vocab
     tokens = tokenize_corpus(read_texts(corpus, source=data, encoding=encoding).texts,
                              num_workers=workers, progress=True)
-    vocab = Vocab.build(tokens, max_vocab=max_vocab, min_freq=min_freq)
+    if vocab is None:
+        vocab = Vocab.build(tokens, max_vocab=max_vocab, min_freq=min_freq)
     return [vocab.encode(t) for t in tokens], vocab
 
 
@@ -65,13 +76,21 @@ def _pretrain(args):
     from ulmfit_tf.training.language_model import (LanguageModelConfig, split_documents,
                                                    train_language_model)
 
+    sizes = dict(embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
+                 num_layers=args.layers, drop_mult=args.drop_mult)
+    model = vocab = None
+    if args.init_from:
+        # Continue training a model: its sizes and its vocabulary.
+        model, vocab = _load_lm_run(args.init_from, "--init-from")
+        encoder = model.encoder
+        sizes = dict(embedding_dim=encoder.embedding_dim, hidden_dim=encoder.hidden_dim,
+                     num_layers=encoder.num_layers, drop_mult=encoder.drop_mult)
     config = LanguageModelConfig(
-        embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim, num_layers=args.layers,
-        drop_mult=args.drop_mult, batch_size=args.batch_size, bptt=args.bptt,
+        **sizes, batch_size=args.batch_size, bptt=args.bptt,
         epochs=args.epochs, max_lr=args.lr, schedule=args.schedule, optimizer=args.optimizer,
         valid_fraction=args.valid_fraction, backwards=args.backwards, seed=args.seed)
     docs, vocab = _load_documents(args.corpus, args.data, args.max_vocab, args.min_freq,
-                                  encoding=args.encoding)
+                                  encoding=args.encoding, vocab=vocab)
     if args.max_tokens:
         # A seeded random choice of documents, so a cap samples every source.
         order = np.random.default_rng(args.seed).permutation(len(docs))
@@ -83,7 +102,7 @@ def _pretrain(args):
             total += len(kept[-1])
         docs = kept
     train, valid = split_documents(docs, config.valid_fraction, config.seed)
-    _, summary = train_language_model(train, valid, vocab, config, args.out,
+    _, summary = train_language_model(train, valid, vocab, config, args.out, model=model,
                                       verbose=1 if sys.stdout.isatty() else 2)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
 
@@ -115,9 +134,11 @@ def random_subset(texts, count, seed):
 
 
 def _load_lm_run(run, arg_name="run"):
+    from ulmfit_tf.presets import resolve_preset
     from ulmfit_tf.text import Vocab
     from ulmfit_tf.training.run_dir import load_model_file, require_run
 
+    run = resolve_preset(run, arg_name)  # a preset's name or a run directory
     require_run(run, "language_model", arg_name)
     return (load_model_file(os.path.join(run, "model.keras")),
             Vocab.load(os.path.join(run, "vocab.txt")))
@@ -126,7 +147,7 @@ def _load_lm_run(run, arg_name="run"):
 def _finetune_lm(args):
     from ulmfit_tf.corpus import read_texts
     from ulmfit_tf.text import Vocab, tokenize_corpus
-    from ulmfit_tf.training.language_model import (LanguageModelConfig, split_documents,
+    from ulmfit_tf.training.language_model import (finetune_config, split_documents,
                                                    train_language_model)
     from ulmfit_tf.training.transfer import remap_language_model
 
@@ -141,15 +162,11 @@ def _finetune_lm(args):
     model, new_tokens = remap_language_model(pretrained, old_vocab, vocab,
                                              drop_mult=args.drop_mult)
     print(f"target vocabulary: {len(vocab)} tokens, {new_tokens} new to the pretrained model")
-    encoder = model.encoder
-    config = LanguageModelConfig(
-        embedding_dim=encoder.embedding_dim, hidden_dim=encoder.hidden_dim,
-        num_layers=encoder.num_layers, drop_mult=encoder.drop_mult,
-        batch_size=args.batch_size, bptt=args.bptt, epochs=args.epochs, max_lr=args.lr,
-        schedule="stlr", discriminative_factor=args.factor, freeze_epochs=args.freeze_epochs,
-        optimizer=args.optimizer,
-        beta_1=args.beta_1, valid_fraction=args.valid_fraction, backwards=args.backwards,
-        seed=args.seed)
+    config = finetune_config(
+        model, batch_size=args.batch_size, bptt=args.bptt, epochs=args.epochs, max_lr=args.lr,
+        discriminative_factor=args.factor, freeze_epochs=args.freeze_epochs,
+        optimizer=args.optimizer, beta_1=args.beta_1, valid_fraction=args.valid_fraction,
+        backwards=args.backwards, seed=args.seed)
     train, valid = split_documents([vocab.encode(t) for t in tokens], config.valid_fraction,
                                    config.seed)
     _, summary = train_language_model(train, valid, vocab, config, args.out, model=model,
@@ -187,13 +204,11 @@ def _given_classifier_settings(args):
 
 
 def _classifier_config(args):
-    from ulmfit_tf.training.classifier import ClassifierConfig
+    from ulmfit_tf.training.classifier import SCRATCH_SETTINGS, ClassifierConfig
 
     settings = _given_classifier_settings(args)
     if not args.lm:
-        # From scratch there is no pretrained knowledge to protect: one rate
-        # for all groups, all trained from the start (unless asked otherwise).
-        settings = {"discriminative_factor": None, "gradual_unfreezing": False, **settings}
+        settings = {**SCRATCH_SETTINGS, **settings}
     return ClassifierConfig.recipe(args.recipe, **settings)
 
 
@@ -379,8 +394,7 @@ def _read_run_config(run):
         return json.load(f)
 
 
-DEFAULT_PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                  "saved_models", "general-en-base")
+DEFAULT_PRETRAINED = os.path.join(PRESETS_DIR, DEFAULT_PRESET)
 
 
 def _demo(args):
@@ -506,6 +520,9 @@ def build_parser():
     p.add_argument("--max-vocab", type=int, default=60000)
     p.add_argument("--min-freq", type=int, default=3)
     p.add_argument("--backwards", action="store_true", help="train a backward LM")
+    p.add_argument("--init-from", default=None,
+                   help="a language-model run (or preset) to continue training: its sizes "
+                        "and vocabulary are kept")
     p.add_argument("--seed", type=int, default=0)
     _add_strategy_flag(p)
     p.set_defaults(func=_pretrain)
@@ -527,19 +544,22 @@ def build_parser():
     p.add_argument("--out", required=True)
     p.add_argument("--data", default=None, help="local mirror of the datasets")
     _add_encoding_flag(p)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--freeze-epochs", type=int, default=1,
+    finetune = {**FINETUNE_RECIPE, **FINETUNE_VOCAB}
+    p.add_argument("--epochs", type=int, default=finetune["epochs"])
+    p.add_argument("--freeze-epochs", type=int, default=finetune["freeze_epochs"],
                    help="epochs that train only the embedding/decoder first")
-    p.add_argument("--lr", type=float, default=4e-3, help="peak rate of the top group")
-    p.add_argument("--factor", type=float, default=2.6, help="rate divisor per group")
-    p.add_argument("--beta-1", type=float, default=0.7)
+    p.add_argument("--lr", type=float, default=finetune["max_lr"],
+                   help="peak rate of the top group")
+    p.add_argument("--factor", type=float, default=finetune["discriminative_factor"],
+                   help="rate divisor per group")
+    p.add_argument("--beta-1", type=float, default=finetune["beta_1"])
     _add_optimizer_flag(p)
     p.add_argument("--drop-mult", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--bptt", type=int, default=70)
-    p.add_argument("--valid-fraction", type=float, default=0.1)
-    p.add_argument("--max-vocab", type=int, default=60000)
-    p.add_argument("--min-freq", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=finetune["batch_size"])
+    p.add_argument("--bptt", type=int, default=finetune["bptt"])
+    p.add_argument("--valid-fraction", type=float, default=finetune["valid_fraction"])
+    p.add_argument("--max-vocab", type=int, default=finetune["max_vocab"])
+    p.add_argument("--min-freq", type=int, default=finetune["min_freq"])
     p.add_argument("--max-docs", type=int, default=None,
                    help="use only this many documents of the corpora (a random choice, "
                         "seeded by --seed)")

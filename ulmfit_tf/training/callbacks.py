@@ -179,7 +179,8 @@ class KeepBestEpoch(keras.callbacks.Callback):
     (bit-identical on resume) is recognised and not counted twice.
 
     Args:
-        state_dir: folder for the state (``best.json``, ``best-E.weights.h5``).
+        state_dir: folder for the state (``best.json``, ``best-E.weights.h5``);
+            None keeps it in memory only (a run that is not resumable).
         monitor: a key of the epoch logs; lower is better.
         patience: epochs without improvement before stopping; None never stops.
         restore_best: end with the best epoch's weights (else the last's).
@@ -204,7 +205,8 @@ class KeepBestEpoch(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.best, self.best_epoch, self.wait, self._weights = np.inf, None, 0, None
         self.stopped_epoch, self._last_epoch = None, -1
-        if os.path.isfile(self._state_path):  # a resumed run: what it had found
+        # A resumed run: what it had found before the interruption.
+        if self.state_dir is not None and os.path.isfile(self._state_path):
             with open(self._state_path) as f:
                 state = json.load(f)
             self.best, self.best_epoch, self.wait = state["best"], state["epoch"], state["wait"]
@@ -217,8 +219,6 @@ class KeepBestEpoch(keras.callbacks.Callback):
             self.model.set_weights(current)
 
     def on_epoch_end(self, epoch, logs=None):
-        from ulmfit_tf.utils import atomic_write
-
         if epoch <= self._last_epoch:  # replayed after an interruption: already counted
             return
         value = (logs or {}).get(self.monitor)
@@ -226,27 +226,34 @@ class KeepBestEpoch(keras.callbacks.Callback):
             raise ValueError(f"KeepBestEpoch: `monitor`={self.monitor!r} is not in the epoch "
                              f"logs {sorted(logs or {})}; is there validation data?")
         value = float(value)
-        os.makedirs(self.state_dir, exist_ok=True)
         if value < self.best:
             self.best, self.best_epoch, self.wait = value, epoch, 0
             self._weights = [np.array(w) for w in self.model.get_weights()]
+        else:
+            self.wait += 1
+        self._last_epoch = epoch
+        if self.state_dir is not None:
+            self._write_state(epoch)
+        if self.patience is not None and self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def _write_state(self, epoch):
+        from ulmfit_tf.utils import atomic_write
+
+        os.makedirs(self.state_dir, exist_ok=True)
+        if self.best_epoch == epoch:
             path = self._weights_path(epoch)
             tmp = os.path.join(self.state_dir, ".tmp-" + os.path.basename(path))
             self.model.save_weights(tmp)
             os.replace(tmp, path)
-        else:
-            self.wait += 1
         with atomic_write(self._state_path, "w") as f:
             json.dump({"best": self.best, "epoch": self.best_epoch, "wait": self.wait,
                        "last_epoch": epoch}, f)
-        self._last_epoch = epoch
         keep = os.path.basename(self._weights_path(self.best_epoch))
         for old in os.listdir(self.state_dir):  # earlier bests, now superseded
             if old.startswith("best-") and old != keep:
                 os.remove(os.path.join(self.state_dir, old))
-        if self.patience is not None and self.wait >= self.patience:
-            self.stopped_epoch = epoch
-            self.model.stop_training = True
 
     def on_train_end(self, logs=None):
         if self.restore_best and self._weights is not None:

@@ -31,6 +31,9 @@ RECIPES = {
     "paper": dict(epochs=5, max_lr=1e-2, discriminative_factor=2.6, schedule="stlr_stages",
                   gradual_unfreezing=True, drop_mult=0.5, patience=None, restore_best=False),
 }
+# A classifier trained from scratch has no pretrained knowledge to protect:
+# one rate for all groups, all trained from the start (unless asked otherwise).
+SCRATCH_SETTINGS = {"discriminative_factor": None, "gradual_unfreezing": False}
 
 
 @dataclasses.dataclass
@@ -157,7 +160,7 @@ def build_classifier(source, num_classes, config):
     return model
 
 
-def _loss(task):
+def loss_and_metrics(task):
     if task == "single_label":
         return "sparse_categorical_crossentropy", ["accuracy"]
     if task == "multi_label":
@@ -189,6 +192,8 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     Returns:
         (model, summary dict).
     """
+    from ulmfit_tf.tasks.text_classifier import TextClassifier
+
     run_dir = worker_run_dir(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
@@ -201,16 +206,12 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     valid = ClassificationBatches(valid_docs, valid_labels, config.batch_size, shuffle=False,
                                   num_classes=len(classes)) if len(valid_docs) else None
     total_steps = len(train) * config.epochs
-    model = build_classifier(source, num_outputs, config)
-    groups = model.layer_groups
-    unfreezing = GradualUnfreezing(groups) if config.gradual_unfreezing else None
-    optimizer = build_optimizer(config.optimizer, model, _schedule(config, len(train), unfreezing),
-                                config.discriminative_factor, weight_decay=config.weight_decay,
-                                beta_1=config.beta_1, beta_2=config.beta_2,
-                                global_clipnorm=config.global_clipnorm)
-    loss, metrics = _loss(config.task)
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
-                  jit_compile=resolve_jit_compile(config.jit_compile, model.distribute_strategy))
+    # The same model and training loop as the Python API's TextClassifier.
+    text_model = TextClassifier(build_classifier(source, num_outputs, config), vocab,
+                                list(classes) if config.task != "regression" else None,
+                                backwards=config.backwards)
+    text_model.compile(recipe=config)
+    model = text_model.classifier
 
     write_config(run_dir, config, classes=list(classes), vocabulary_size=len(vocab),
                  total_steps=total_steps, train_docs=len(train_docs),
@@ -220,13 +221,12 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     vocab.save(os.path.join(run_dir, "vocab.txt"))
     write_json(os.path.join(run_dir, "classes.json"), list(classes))
 
-    callbacks = [] if unfreezing is None else [unfreezing]
     keep_best = None
     if valid is not None and (config.patience is not None or config.restore_best):
         keep_best = best_epoch_callback(run_dir, config.patience, config.restore_best)
-    history, seconds, batch_losses = fit_run(model, train, valid, config.epochs, run_dir,
-                                             config.seed, [*callbacks, *extra_callbacks],
-                                             verbose, keep_best=keep_best)
+    history, seconds, batch_losses = text_model._fit_batches(
+        train, valid, config.epochs, config.seed, list(extra_callbacks), verbose,
+        run_dir=run_dir, keep_best=keep_best)
     summary = {"history": history, "wall_seconds": seconds}
     if keep_best is not None and keep_best.best_epoch is not None:
         summary["best_epoch"] = keep_best.best_epoch + 1  # 1-based, as the history plot
@@ -236,6 +236,10 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
         summary["valid"] = report
         plot_confusion_matrix(report, os.path.join(run_dir, "confusion_valid.png"),
                               "validation")
+    # The run's model file holds the classifier on ids with the optimizer
+    # that trained it (its state and schedule), as before the text model.
+    model.compile(optimizer=text_model.optimizer, loss=loss_and_metrics(config.task)[0],
+                  metrics=loss_and_metrics(config.task)[1])
     save_model(model, os.path.join(run_dir, "model.keras"))
     write_json(os.path.join(run_dir, "metrics.json"), summary)
     plot_history(summary["history"], os.path.join(run_dir, "history.png"), "classifier",

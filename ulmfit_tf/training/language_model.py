@@ -12,6 +12,7 @@ import numpy as np
 from ulmfit_tf.data import LMStream
 from ulmfit_tf.distribute import resolve_jit_compile, worker_run_dir
 from ulmfit_tf.models import AWDLSTM, AWDLSTMLanguageModel
+from ulmfit_tf.recipes import FINETUNE_RECIPE
 from ulmfit_tf.text.rules import BOS_ID
 from ulmfit_tf.training.run_dir import (fit_run, plot_history, save_model, write_config,
                                         write_json)
@@ -74,6 +75,18 @@ class LanguageModelConfig:
                              f"{self.freeze_epochs!r}")
 
 
+def finetune_config(model, **overrides):
+    """Stage 2's `LanguageModelConfig` for `model` (its sizes and drop_mult).
+    Fewer epochs than the recipe's frozen ones leave the last epoch unfrozen."""
+    encoder = model.encoder
+    settings = {**FINETUNE_RECIPE, **overrides}
+    if "freeze_epochs" not in overrides:
+        settings["freeze_epochs"] = max(0, min(settings["freeze_epochs"], settings["epochs"] - 1))
+    return LanguageModelConfig(**{
+        "embedding_dim": encoder.embedding_dim, "hidden_dim": encoder.hidden_dim,
+        "num_layers": encoder.num_layers, "drop_mult": encoder.drop_mult, **settings})
+
+
 def split_documents(docs, valid_fraction, seed):
     """Seeded split of documents into (train, valid); valid may be empty."""
     order = np.random.default_rng(seed).permutation(len(docs))
@@ -85,17 +98,21 @@ def split_documents(docs, valid_fraction, seed):
 
 def make_schedule(config, total_steps):
     if config.schedule == "stlr":
-        return SlantedTriangular(config.max_lr, total_steps)
+        # At least one warm-up step however short the run (as the classifier).
+        return SlantedTriangular(config.max_lr, total_steps,
+                                 cut_frac=max(0.1, 1.0 / total_steps))
     if config.schedule == "one_cycle":
         return OneCycle(config.max_lr, total_steps)
     return config.max_lr
 
 
-def compile_language_model(model, config, total_steps):
-    optimizer = build_optimizer(config.optimizer, model, make_schedule(config, total_steps),
-                                config.discriminative_factor, weight_decay=config.weight_decay,
-                                beta_1=config.beta_1, beta_2=config.beta_2,
-                                global_clipnorm=config.global_clipnorm)
+def compile_language_model(model, config, total_steps, optimizer=None):
+    """Compiles `model` with the config's optimizer and schedule (or `optimizer`)."""
+    if optimizer is None:
+        optimizer = build_optimizer(config.optimizer, model, make_schedule(config, total_steps),
+                                    config.discriminative_factor,
+                                    weight_decay=config.weight_decay, beta_1=config.beta_1,
+                                    beta_2=config.beta_2, global_clipnorm=config.global_clipnorm)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras_hub.metrics.Perplexity(from_logits=True, name="perplexity")],
@@ -148,13 +165,6 @@ def train_language_model(train_docs, valid_docs, vocab, config, run_dir, model=N
     run_dir = worker_run_dir(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    train = LMStream(train_docs, config.batch_size, config.bptt, backwards=config.backwards,
-                     seed=config.seed)
-    valid = None
-    if valid_docs and sum(map(len, valid_docs)) > 2 * config.batch_size + 1:
-        valid = LMStream(valid_docs, config.batch_size, config.bptt, variable_bptt=False,
-                         shuffle=False, backwards=config.backwards)
-    total_steps = sum(len(train.sequence_lengths(e)) for e in range(config.epochs))
     if model is None:
         model = AWDLSTMLanguageModel(AWDLSTM(
             len(vocab), embedding_dim=config.embedding_dim, hidden_dim=config.hidden_dim,
@@ -162,29 +172,56 @@ def train_language_model(train_docs, valid_docs, vocab, config, run_dir, model=N
     elif model.encoder.vocabulary_size != len(vocab):
         raise ValueError(f"`model` has {model.encoder.vocabulary_size} tokens, `vocab` "
                          f"{len(vocab)}; remap it first (remap_language_model).")
-    model = compile_language_model(model, config, total_steps)
-    model(np.full((1, 2), BOS_ID, np.int32))  # BackupAndRestore needs a built model
-    model.reset_states()
-    write_config(run_dir, config, vocabulary_size=len(vocab), total_steps=total_steps,
+    train, valid = language_model_streams(train_docs, valid_docs, config)
+    write_config(run_dir, config, vocabulary_size=len(vocab),
+                 total_steps=sum(len(train.sequence_lengths(e)) for e in range(config.epochs)),
                  train_tokens=train.num_tokens,
                  valid_tokens=0 if valid is None else valid.num_tokens)
     vocab.save(os.path.join(run_dir, "vocab.txt"))
+    summary, batch_losses = fit_language_model(model, train, valid, config, run_dir,
+                                               verbose=verbose)
+    save_model(model, os.path.join(run_dir, "model.keras"))
+    write_json(os.path.join(run_dir, "metrics.json"), summary)
+    if summary["history"]:
+        plot_history(summary["history"], os.path.join(run_dir, "history.png"),
+                     "language model", batch_losses=batch_losses)
+    return model, summary
 
+
+def language_model_streams(train_docs, valid_docs, config):
+    """(train, valid) `LMStream`s of id arrays; valid is None when too short."""
+    train = LMStream(train_docs, config.batch_size, config.bptt, backwards=config.backwards,
+                     seed=config.seed)
+    valid = None
+    if valid_docs and sum(map(len, valid_docs)) > 2 * config.batch_size + 1:
+        valid = LMStream(valid_docs, config.batch_size, config.bptt, variable_bptt=False,
+                         shuffle=False, backwards=config.backwards)
+    return train, valid
+
+
+def fit_language_model(model, train, valid, config, run_dir=None, callbacks=(), verbose=1,
+                       optimizer=None):
+    """The language-model training loop of every stage (`train_language_model`,
+    `LanguageModel.fit`): compiles `model` with the config's optimizer and
+    schedule (or `optimizer`), freezes all but the top group for
+    `freeze_epochs`, and fits.
+
+    Returns (summary dict, per-batch training losses)."""
+    total_steps = sum(len(train.sequence_lengths(e)) for e in range(config.epochs))
+    model = compile_language_model(model, config, total_steps, optimizer)
+    model(np.full((1, 2), BOS_ID, np.int32))  # BackupAndRestore needs a built model
+    model.reset_states()
     throughput = _Throughput(train)
-    callbacks = [throughput]
+    all_callbacks = [throughput]
     if config.freeze_epochs:
         groups = model.layer_groups
-        callbacks.append(GradualUnfreezing(
+        all_callbacks.append(GradualUnfreezing(
             groups, [1] * config.freeze_epochs + [len(groups)]))
     metrics, seconds, batch_losses = fit_run(model, train, valid, config.epochs, run_dir,
-                                             config.seed, callbacks, verbose)
+                                             config.seed, [*all_callbacks, *callbacks],
+                                             verbose)
     summary = {"history": metrics, "wall_seconds": seconds,
                "train_tokens_per_second": round(throughput.tokens / max(throughput.seconds, 1e-9))}
     if metrics.get("val_loss"):
         summary["val_perplexity"] = math.exp(metrics["val_loss"][-1])
-    save_model(model, os.path.join(run_dir, "model.keras"))
-    write_json(os.path.join(run_dir, "metrics.json"), summary)
-    if metrics:
-        plot_history(metrics, os.path.join(run_dir, "history.png"), "language model",
-                     batch_losses=batch_losses)
-    return model, summary
+    return summary, batch_losses

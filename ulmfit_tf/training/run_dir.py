@@ -147,27 +147,35 @@ class BatchLossRecorder(keras.callbacks.Callback):
 
 
 def fit_run(model, train, valid, epochs, run_dir, seed, callbacks=(), verbose=1,
-            keep_best=None):
-    """`model.fit` as every stage runs it: resumable from ``run_dir/backup``,
-    data and dropout seeded by epoch (so a resumed run equals an uninterrupted
-    one), progress lines when the output is a log.
+            keep_best=None, fit_kwargs=None, fit=None):
+    """`model.fit` as every stage runs it: resumable from ``run_dir/backup``
+    (None: not resumable), data and dropout seeded by epoch (so a resumed run
+    equals an uninterrupted one), progress lines when the output is a log.
 
-    `keep_best`, a `KeepBestEpoch` (see `best_epoch_callback`), goes before
-    the backup so that it can tell a replayed epoch.
+    `train` and `valid` are batch objects with `as_dataset()` (`LMStream`,
+    `ClassificationBatches`), or `tf.data.Dataset`s. `keep_best`, a
+    `KeepBestEpoch` (see `best_epoch_callback`), goes before the backup so
+    that it can tell a replayed epoch. `fit`: the fit function to call
+    (default `model.fit`; a text model passes Keras' own, under its override).
 
     Returns (history dict, wall seconds, per-batch training losses).
     """
     from ulmfit_tf.training.callbacks import DataEpoch, ProgressLog, ReseedEachEpoch
 
     batches = BatchLossRecorder()
-    all_callbacks = [*([keep_best] if keep_best else []),
-                     keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-                     DataEpoch(train, valid), ReseedEachEpoch(seed), batches, *callbacks]
+    all_callbacks = [*([keep_best] if keep_best else [])]
+    if run_dir is not None:
+        all_callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")))
+    if hasattr(train, "as_dataset"):
+        all_callbacks.append(DataEpoch(train, valid if hasattr(valid, "as_dataset") else None))
+    all_callbacks += [ReseedEachEpoch(seed), batches, *callbacks]
     if verbose == 2:  # a log, not a terminal: progress lines within each epoch
         all_callbacks.append(ProgressLog())
     start = time.perf_counter()
-    history = model.fit(train.as_dataset(), epochs=epochs, verbose=verbose, shuffle=False,
-                        validation_data=None if valid is None else valid.as_dataset(),
-                        callbacks=all_callbacks)
+    history = (fit or model.fit)(
+        train.as_dataset() if hasattr(train, "as_dataset") else train, epochs=epochs,
+        verbose=verbose, shuffle=False, callbacks=all_callbacks,
+        validation_data=valid.as_dataset() if hasattr(valid, "as_dataset") else valid,
+        **(fit_kwargs or {}))
     history = {k: [float(x) for x in v] for k, v in history.history.items()}
     return history, round(time.perf_counter() - start, 1), batches.losses
