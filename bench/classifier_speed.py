@@ -1,7 +1,8 @@
 """Classifier inference speed and training memory: ulmfit_tf against fastai.
 
-    python bench/classifier_speed.py inference [--docs 500]
+    python bench/classifier_speed.py inference [--docs 500] [--rounds 3]
     python bench/classifier_speed.py loops [--docs 200] [--rounds 3]
+    python bench/classifier_speed.py skipping [--docs 200] [--rounds 3]
     python bench/classifier_speed.py savedmodel [--docs 200] [--rounds 3]
     python bench/classifier_speed.py memory [--lengths 500,1000,2000,5000]
 
@@ -10,11 +11,18 @@ hidden 1152, 3 layers, fastai's head, BPT3C with bptt 72 and max_len
 72 x 20), random weights, in the same run.
 
 inference: docs/s over IMDb test reviews (our tokens and ids for both),
-    batches of 64 sorted by length as fastai's test DataLoader sorts them.
+    batches of 64 sorted by length as fastai's test DataLoader sorts them,
+    each side timed --rounds times in turns (median), after this machine's
+    matmul peak (float32, bfloat16) and with each side's LSTM FLOP rate as
+    a share of it.
 loops: our inference loop (training=False: only h and c cross steps)
     against the training loop (which also stacks gates and tanh(c) for
     its backward pass) on one model, timed in turns (median of --rounds),
     with the largest difference of their probabilities.
+skipping: the inference loop that computes only the rows still holding
+    text at each step, against the same loop computing every row (the
+    finished ones held by the mask), and batches grouped down to half of
+    their longest text instead of 75%, on one model, timed in turns.
 savedmodel: texts/s of the exported SavedModel (`serving_default`, raw
     strings in, tokenized in the graph, default request limits), loaded in
     a fresh process that imports only TensorFlow (as TF Serving would) and
@@ -69,13 +77,50 @@ def fastai_model():
 
 
 def ours_inference(docs):
+    """A function that times one pass of our classifier over `docs`."""
     from ulmfit_tf.training.classifier import predict_probabilities
 
     model = ours_model()
     predict_probabilities(model, docs[:BATCH])  # build and trace once
-    start = time.perf_counter()
-    predict_probabilities(model, docs, batch_size=BATCH)
-    return time.perf_counter() - start
+
+    def timed():
+        start = time.perf_counter()
+        predict_probabilities(model, docs, batch_size=BATCH)
+        return time.perf_counter() - start
+    return timed
+
+
+def flops_per_token():
+    """Multiply-adds x 2 of the three LSTMs per token (input and recurrent
+    matmuls); the embedding lookup, the cell's elementwise work and the head
+    are a few percent on top."""
+    sizes = [(EMB, HIDDEN), (HIDDEN, HIDDEN), (HIDDEN, EMB)]
+    return sum(2 * 4 * units * (inputs + units) for inputs, units in sizes)
+
+
+def matmul_peaks(n=2048, repeats=5):
+    """GFLOP/s of a large square matmul: TensorFlow float32 and bfloat16,
+    torch float32, on this process's threads."""
+    import tensorflow as tf
+    import torch
+
+    def best(run):
+        run()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return 2 * n ** 3 / min(times) / 1e9
+
+    peaks = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        a = tf.cast(tf.random.normal([n, n]), dtype)
+        matmul = tf.function(lambda x: tf.matmul(x, x))
+        peaks[f"TensorFlow {dtype.name}"] = best(lambda: matmul(a).numpy())
+    a = torch.randn(n, n)
+    peaks["torch float32"] = best(lambda: a @ a)
+    return peaks
 
 
 def compare_loops(docs, rounds):
@@ -112,6 +157,66 @@ def compare_loops(docs, rounds):
         median = float(np.median(values))
         print(f"| {name} | {len(docs) / median:,.1f} | {base / median:.2f}x |")
     print(f"max abs difference of probabilities: {np.abs(p_new - p_old).max():.2e}")
+
+
+def compare_skipping(docs, rounds):
+    """The inference loop that skips finished rows against the same loop
+    computing every row (finished ones held by the mask, as before), one
+    model, timed in turns; and batches grouped at half instead of 75%."""
+    import tensorflow as tf
+
+    import ulmfit_tf.layers.lstm_kernels as kernels
+    import ulmfit_tf.training.classifier as classifier
+
+    skipping = kernels._skipping_forward
+
+    def every_row(inputs, mask, h0, c0, kernel, recurrent_kernel, bias):
+        projected = tf.einsum("bti,ig->tbg", inputs, kernel) + bias
+        keep = tf.cast(tf.transpose(mask)[:, :, tf.newaxis], projected.dtype)
+        units = tf.shape(h0)[-1]
+        outputs = tf.TensorArray(projected.dtype, size=tf.shape(projected)[0],
+                                 element_shape=h0.shape)
+
+        def body(t, h, c, outputs):
+            h_new, c_new = kernels._inference_cell(projected[t], h, c, recurrent_kernel, units)
+            h_new, c_new = h + keep[t] * (h_new - h), c + keep[t] * (c_new - c)
+            return t + 1, h_new, c_new, outputs.write(t, h_new)
+
+        _, h, c, outputs = tf.while_loop(lambda t, *_: t < tf.shape(projected)[0], body,
+                                         (0, h0, c0, outputs))
+        return tf.transpose(outputs.stack(), [1, 0, 2]), h, c
+
+    model = ours_model()
+    arms = {}
+    for name, loop, fill in [("every row (before)", every_row, 0.75),
+                             ("skipping finished rows", skipping, 0.75),
+                             ("skipping, batches filled to half", skipping, 0.5)]:
+        kernels._skipping_forward = loop  # read when the function is traced, just below
+        function = tf.function(lambda ids: model(ids, training=False),
+                               input_signature=[tf.TensorSpec([None, None], tf.int32)])
+        function(tf.ones([2, 5], tf.int32))
+        arms[name] = (function, fill)
+    kernels._skipping_forward = skipping
+    inference_function, similar_lengths = classifier._inference_function, classifier._similar_lengths
+    seconds, probabilities = {name: [] for name in arms}, {}
+    try:
+        for _ in range(rounds):
+            for name, (function, fill) in arms.items():
+                classifier._inference_function = lambda _, function=function: function
+                classifier._similar_lengths = (
+                    lambda lengths, size, min_fill=None, fill=fill: similar_lengths(lengths, size, fill))
+                start = time.perf_counter()
+                probabilities[name] = classifier.predict_probabilities(model, docs, BATCH)
+                seconds[name].append(time.perf_counter() - start)
+    finally:
+        classifier._inference_function, classifier._similar_lengths = (inference_function,
+                                                                       similar_lengths)
+    base = float(np.median(seconds["every row (before)"]))
+    print("| loop | docs/s | vs every row | max abs difference of probabilities |\n|---|---|---|---|")
+    for name in arms:
+        median = float(np.median(seconds[name]))
+        difference = np.abs(probabilities[name] - probabilities["every row (before)"]).max()
+        print(f"| {name} | {len(docs) / median:,.2f} | {base / median:.2f}x | {difference:.1e} |")
 
 
 SERVE = """
@@ -213,9 +318,12 @@ def fastai_inference(docs):
                 model(torch.from_numpy(x))
 
     run(order[:BATCH])
-    start = time.perf_counter()
-    run(order)
-    return time.perf_counter() - start
+
+    def timed():
+        start = time.perf_counter()
+        run(order)
+        return time.perf_counter() - start
+    return timed
 
 
 def train_steps(library, length, steps=3, batch=8):
@@ -264,7 +372,7 @@ def main():
     if sys.argv[1] == "_train":
         return train_steps(sys.argv[2], int(sys.argv[3]))
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["inference", "loops", "savedmodel", "memory"])
+    parser.add_argument("what", choices=["inference", "loops", "skipping", "savedmodel", "memory"])
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..",
                                                        "shared", "data"))
     parser.add_argument("--docs", type=int, default=500)
@@ -280,12 +388,27 @@ def main():
     if args.what == "loops":
         print(f"{len(docs)} IMDb test reviews, {tokens:,} tokens")
         return compare_loops(docs, args.rounds)
-    ours_s, fastai_s = ours_inference(docs), fastai_inference(docs)
-    print(f"{len(docs)} IMDb test reviews, {tokens:,} tokens (mean {tokens / len(docs):.0f})")
+    if args.what == "skipping":
+        print(f"{len(docs)} IMDb test reviews, {tokens:,} tokens, median of {args.rounds}")
+        return compare_skipping(docs, args.rounds)
+    peaks = matmul_peaks()
+    print("matmul peak, 2048 x 2048, GFLOP/s: "
+          + ", ".join(f"{name} {value:.0f}" for name, value in peaks.items()))
+    ours, fastai = ours_inference(docs), fastai_inference(docs)
+    seconds = {"ours": [], "fastai": []}
+    for _ in range(args.rounds):  # in turns, so that other load hits both alike
+        seconds["ours"].append(ours())
+        seconds["fastai"].append(fastai())
+    ours_s, fastai_s = (float(np.median(seconds[k])) for k in ("ours", "fastai"))
+    print(f"{len(docs)} IMDb test reviews, {tokens:,} tokens (mean {tokens / len(docs):.0f}), "
+          f"median of {args.rounds}")
     print("| | ours | fastai | ratio |\n|---|---|---|---|")
-    print(f"| docs/s | {len(docs) / ours_s:,.1f} | {len(docs) / fastai_s:,.1f} | "
+    print(f"| docs/s | {len(docs) / ours_s:,.2f} | {len(docs) / fastai_s:,.2f} | "
           f"{fastai_s / ours_s:.2f}x |")
-
+    peak = peaks["TensorFlow float32"]
+    rates = [tokens * flops_per_token() / s / 1e9 for s in (ours_s, fastai_s)]
+    print(f"| LSTM GFLOP/s (share of the float32 peak) | {rates[0]:.0f} ({rates[0] / peak:.0%}) "
+          f"| {rates[1]:.0f} ({rates[1] / peak:.0%}) | |")
 
 if __name__ == "__main__":
     main()

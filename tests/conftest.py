@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -6,6 +8,7 @@ import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.abspath(os.path.join(REPO_ROOT, "..", "shared", "data"))
+TESTS_DIR = os.path.join(REPO_ROOT, "tests")
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +45,19 @@ def imdb_train(data_dir):
     from ulmfit_tf.data import load_imdb
 
     return load_imdb("train", source=data_dir)
+
+
+@pytest.fixture
+def run_script():
+    """Runs Python source in a fresh interpreter (a strategy's logical
+    devices must be set before TensorFlow starts) with the tests' helpers
+    importable; returns its "key value" output lines as a dict."""
+    def run(source):
+        result = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True,
+                                cwd=TESTS_DIR, timeout=300,
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+                                     "PYTHONPATH": TESTS_DIR})
+        assert result.returncode == 0, result.stderr[-3000:]
+        return dict(line.split(" ", 1) for line in result.stdout.strip().splitlines()
+                    if " " in line)
+    return run

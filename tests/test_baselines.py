@@ -46,6 +46,7 @@ def test_argument_errors():
         tfidf_logistic_regression(["a", "b"], [0, 1], ["a"], [0], cs=())
 
 
+@pytest.mark.slow
 def test_cli_baseline_on_trec(data_dir, capsys):
     """TREC-6's TF-IDF baseline through the CLI: 11-12% test error here."""
     assert cli.main(["baseline", "trec", "--data", data_dir, "--test-split"]) == 0

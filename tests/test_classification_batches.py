@@ -74,7 +74,7 @@ def test_errors():
 
 
 def test_inference_batches_group_similar_lengths():
-    from ulmfit_tf.training.classifier import _similar_lengths
+    from ulmfit_tf.training.classifier import INFERENCE_MIN_FILL, _similar_lengths
 
     lengths = np.sort(np.random.default_rng(0).integers(1, 2000, 500))[::-1]
     slices = list(_similar_lengths(lengths, 64))
@@ -82,4 +82,4 @@ def test_inference_batches_group_similar_lengths():
                           np.arange(len(lengths)))  # every text once, in order
     for s in slices:
         batch = lengths[s]
-        assert 1 <= len(batch) <= 64 and batch.min() >= 0.75 * batch.max()
+        assert 1 <= len(batch) <= 64 and batch.min() >= INFERENCE_MIN_FILL * batch.max()

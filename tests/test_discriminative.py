@@ -1,8 +1,5 @@
 """Per-layer rates, shared schedule, per-variable bias correction, restore, unfreezing."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -308,7 +305,7 @@ def test_reseeding_follows_the_model_not_the_names():
     assert states[0] == states[1]
 
 
-@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("jit", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_gradual_unfreezing_changes_exactly_the_expected_groups(jit):
     clf = small_classifier()
     compile_classifier(clf, 1e-2, jit=jit)
@@ -459,15 +456,8 @@ MIRRORED = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_matches_single_device():
-    tests_dir = os.path.dirname(os.path.abspath(__file__))
-    result = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True,
-                            cwd=tests_dir, timeout=300,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-                                 "PYTHONPATH": tests_dir})
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = dict(line.split(" ", 1) for line in result.stdout.strip().splitlines()
-               if " " in line)
+def test_mirrored_strategy_matches_single_device(run_script):
+    out = run_script(MIRRORED)
     assert float(out["lm_max_abs_diff"]) < 1e-5
     assert int(out["steps"]) == 12
     assert float(out["groups_max_abs_diff"]) < 1e-5

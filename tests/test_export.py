@@ -105,6 +105,7 @@ def test_batched_equals_single(trained):
     np.testing.assert_allclose(alone, keras_alone, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_show_and_run(trained):
     _, _, classes, path = trained
     show = subprocess.run(["saved_model_cli", "show", "--dir", path, "--all"],
@@ -251,6 +252,7 @@ def test_input_shapes(trained):
         serve(text=tf.constant([["a", "b"], ["c", "d"]]))
 
 
+@pytest.mark.slow
 def test_existing_version_is_kept_unless_overwrite(trained, tmp_path):
     model, vocab, classes, _ = trained
     first = export_classifier(model, vocab, classes, tmp_path / "m")

@@ -71,7 +71,7 @@ def test_discriminative_rates_divide_by_the_factor_per_group():
         [1e-3 / 16, 1e-3 / 8, 1e-3 / 4, 1e-3 / 2, 1e-3])
 
 
-@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("jit", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_frozen_groups_are_skipped_and_start_fresh_when_unfrozen(jit):
     clf = small_classifier(head_hidden_dropout=0.0)
     groups = clf.layer_groups
@@ -123,6 +123,7 @@ def test_restore_is_exact(route, tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
 
+@pytest.mark.slow
 def test_backup_and_restore_resumes_exactly(tmp_path):
     x, y = data()
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)

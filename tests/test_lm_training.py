@@ -45,6 +45,7 @@ def test_small_lm_learns_general_english(data_dir, tmp_path):
     assert config_json["hidden_dim"] == 128 and config_json["vocabulary_size"] == len(vocab)
 
 
+@pytest.mark.slow
 def test_cli_prepare_pretrain_generate(data_dir, tmp_path, capsys):
     prepared, run = str(tmp_path / "data"), str(tmp_path / "lm")
     assert main(["prepare", "trec", "--data", data_dir, "--out", prepared, "--min-freq", "2"]) == 0

@@ -32,7 +32,8 @@ def train_under(policy):
         keras.mixed_precision.set_global_policy(previous)
 
 
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("policy", ["mixed_float16",
+                                    pytest.param("mixed_bfloat16", marks=pytest.mark.slow)])
 def test_policy_trains_close_to_float32(policy):
     _, reference, _ = train_under("float32")
     lm, lm_losses, clf_losses = train_under(policy)

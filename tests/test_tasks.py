@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -104,6 +102,7 @@ def test_export_writes_the_serving_model(trained, tmp_path):
                                atol=1e-5)
 
 
+@pytest.mark.slow
 def test_dataset_of_strings_gives_the_list_s_result(questions):
     """A tf.data.Dataset carrying the batches that the list path makes (texts
     tokenized in the graph) trains to the same weights."""
@@ -134,6 +133,7 @@ def test_dataset_of_strings_gives_the_list_s_result(questions):
     assert clf.predict(tf.data.Dataset.from_tensor_slices(texts[:5]).batch(2)).shape == (5, 6)
 
 
+@pytest.mark.slow
 def test_cli_and_api_train_the_same_weights(questions, tmp_path):
     texts, labels, classes = questions
     lm_run = str(tmp_path / "lm")
@@ -205,6 +205,7 @@ def test_from_scratch_takes_the_scratch_settings(trained):
     assert scratch.predict(["some text"]).shape == (1, 2)
 
 
+@pytest.mark.slow
 def test_multi_label_and_regression(questions):
     texts, _, _ = questions
     lm = tiny_language_model(texts)
@@ -307,13 +308,7 @@ MIRRORED = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_fit_under_mirrored_strategy():
-    tests_dir = os.path.dirname(os.path.abspath(__file__))
-    result = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True,
-                            cwd=tests_dir, timeout=300,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-                                 "PYTHONPATH": tests_dir})
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = dict(line.split(" ", 1) for line in result.stdout.strip().splitlines() if " " in line)
+def test_fit_under_mirrored_strategy(run_script):
+    out = run_script(MIRRORED)
     assert out["replicas"] == "2" and np.isfinite(float(out["loss"]))
     assert out["shape"] == "(3, 4)"
