@@ -295,9 +295,9 @@ def predict_probabilities(model, docs, batch_size=64, backwards=False):
 def _similar_lengths(sorted_lengths, batch_size, min_fill=INFERENCE_MIN_FILL):
     """Slices of descending lengths: at most `batch_size` texts, none shorter
     than `min_fill` of the batch's longest. The LSTMs skip finished rows, but
-    the input projections and the BPT3C chunks still compute padding: a batch
-    of the 64 longest IMDb reviews, 1,849 down to 513 tokens, was 59% padding
-    and half the inference time before rows were skipped."""
+    their input projections still compute padding: a batch of the 64
+    longest IMDb reviews, 1,849 down to 513 tokens, was 59% padding and half
+    the inference time before rows were skipped."""
     start = 0
     while start < len(sorted_lengths):
         end = start + 1
