@@ -1,5 +1,8 @@
 """Parity with fastai's AWD_LSTM (fastai 2.8 on the CPU build of torch)."""
 
+import hashlib
+import json
+import os
 import pickle
 
 import numpy as np
@@ -90,3 +93,95 @@ def test_unknown_weights_are_an_error(tmp_path):
     torch.save(state, tmp_path / "lm.pth")
     with pytest.raises(ValueError, match="not understood.*0.extra.weight"):
         load_fastai_language_model(tmp_path / "lm.pth", vocab_pkl)
+
+
+def _published_archive(model, itos, path, name):
+    """A .tgz in the layout fastai publishes: <name>/lstm_<dir>.pth and
+    <name>/itos_wt103.pkl."""
+    import io
+    import tarfile
+
+    weights = io.BytesIO()
+    torch.save(model.state_dict(), weights)
+    with tarfile.open(path, "w:gz") as tar:
+        for member, data in ((f"{name}/lstm_{name[-3:]}.pth", weights.getvalue()),
+                             (f"{name}/itos_wt103.pkl", pickle.dumps(itos))):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.local_download
+def test_wt103_preset_downloads_converts_once_and_matches_fastai(tmp_path, monkeypatch):
+    from ulmfit_tf.convert import fastai as convert
+    from ulmfit_tf.presets import resolve_preset
+    from ulmfit_tf.training.run_dir import load_model_file
+
+    model = fastai_lm(seed=4)
+    itos = list(SPECIAL_TOKENS) + [f"w{i}" for i in range(36)] + ["xxfake"] * 3
+    upstream = _published_archive(model, itos, tmp_path / "wt103-bwd.tgz", "wt103-bwd")
+    monkeypatch.setitem(convert.FASTAI_PRETRAINED, "wt103-bwd", (upstream.as_uri(), True))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "cache"))
+    run = resolve_preset("wt103-bwd", "--pretrained")
+    assert run == str(tmp_path / "cache" / "ulmfit_tf" / "wt103-bwd")
+    with open(os.path.join(run, "config.json")) as f:
+        config = json.load(f)
+    assert config["backwards"] is True and config["hidden_dim"] == 24
+    assert config["source_sha256"] == hashlib.sha256(upstream.read_bytes()).hexdigest()
+    ours = load_model_file(os.path.join(run, "model.keras"))
+    ids = np.random.default_rng(0).integers(0, 48, (3, 11)).astype(np.int32)
+    ours.reset_states()
+    assert np.abs(ours.predict(ids, verbose=0) - fastai_logits(model, ids)).max() <= 1e-4
+    upstream.unlink()  # converted once: the cache serves it from now on
+    assert resolve_preset("wt103-bwd") == run
+
+
+def test_fastai_archive_layout_errors(tmp_path):
+    from ulmfit_tf.convert.fastai import convert_fastai_archive, fastai_pretrained
+
+    import tarfile
+
+    with tarfile.open(tmp_path / "empty.tgz", "w:gz"):
+        pass
+    with pytest.raises(ValueError, match="must hold one .pth and one .pkl"):
+        convert_fastai_archive(tmp_path / "empty.tgz", tmp_path / "run")
+    assert not os.path.exists(tmp_path / "run")
+    with pytest.raises(ValueError, match="`name` must be one of"):
+        fastai_pretrained("wt2-fwd")
+
+
+@pytest.mark.slow
+@pytest.mark.local_download
+def test_cli_stages_from_fastai_weights(data_dir, tmp_path, monkeypatch, capsys):
+    """finetune-lm from fastai's published layout (as wt103-bwd: the direction
+    comes with it) and from a local .pth + .pkl, then train-classifier."""
+    from ulmfit_tf.cli import main
+    from ulmfit_tf.convert import fastai as convert
+    from ulmfit_tf.data import load_trec
+    from ulmfit_tf.text import Vocab, tokenize_corpus
+
+    words = Vocab.build(tokenize_corpus(load_trec("train", source=data_dir).texts[:500]),
+                        max_vocab=200, min_freq=2)
+    model = fastai_lm(vocab_size=len(words), seed=5)
+    itos = [t if not t.startswith("xxfake") else "xxfake" for t in words.itos]
+    upstream = _published_archive(model, itos, tmp_path / "wt103-bwd.tgz", "wt103-bwd")
+    monkeypatch.setitem(convert.FASTAI_PRETRAINED, "wt103-bwd", (upstream.as_uri(), True))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "cache"))
+    lm = str(tmp_path / "lm")
+    small = ["--data", data_dir, "--max-docs", "400", "--epochs", "1", "--batch-size", "16"]
+    assert main(["finetune-lm", "trec", "--pretrained", "wt103-bwd", "--out", lm, *small]) == 0
+    assert "fine-tuning it backwards" in capsys.readouterr().out
+    with open(os.path.join(lm, "config.json")) as f:
+        assert json.load(f)["backwards"] is True
+    assert main(["train-classifier", "trec", "--lm", lm, "--data", data_dir, "--epochs", "1",
+                 "--out", str(tmp_path / "clf"), "--batch-size", "64"]) == 0
+    weights, vocab_pkl = tmp_path / "lm.pth", tmp_path / "itos.pkl"
+    torch.save(model.state_dict(), weights)
+    with open(vocab_pkl, "wb") as f:
+        pickle.dump(itos, f)
+    assert main(["finetune-lm", "trec", "--pretrained", str(weights), "--vocab",
+                 str(vocab_pkl), "--out", str(tmp_path / "lm2"), *small]) == 0
+    assert main(["finetune-lm", "trec", "--pretrained", str(weights),
+                 "--out", str(tmp_path / "lm3"), *small]) == 2
+    assert "pass their vocabulary with `--vocab PATH.pkl`" in capsys.readouterr().err

@@ -155,3 +155,44 @@ def test_detokenize():
               "d", "xxwrep", "3", "no", "!"]
     assert detokenize(tokens) == "Hello NASA, so g ooo d no no no!"
     assert detokenize(["xxmaj", "xxmaj", "word", "xxup"]) == "Word"
+
+
+@pytest.mark.slow
+def test_epochs_of_tokens_resume_exactly(tmp_path):
+    """A pretraining run cut into epochs of `tokens_per_epoch` checkpoints
+    after each; stopped in the middle of a pass and started again, it ends
+    with the weights of the run that never stopped."""
+    from ulmfit_tf.training.language_model import (LanguageModelConfig, fit_language_model,
+                                                   language_model_streams)
+
+    rng = np.random.default_rng(0)
+    docs = [rng.integers(2, 40, n) for n in rng.integers(20, 80, 60)]
+    config = LanguageModelConfig(embedding_dim=8, hidden_dim=12, num_layers=2, batch_size=4,
+                                 bptt=8, epochs=4, tokens_per_epoch=1000, max_lr=1e-2)
+
+    class Interrupted(Exception):
+        pass
+
+    class StopAfter(keras.callbacks.Callback):  # after the backup of that epoch
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise Interrupted
+
+    def run(run_dir, callbacks=()):
+        keras.utils.set_random_seed(0)
+        model = small_lm(vocab_size=40, drop_mult=0.5)
+        train, valid = language_model_streams(docs[6:], docs[:6], config)
+        assert train.epochs_per_pass == 3  # the 4 epochs end in the second pass
+        summary, _ = fit_language_model(model, train, valid, config, str(run_dir),
+                                        callbacks=callbacks, verbose=0)
+        return model, summary
+
+    with pytest.raises(Interrupted):
+        run(tmp_path / "resumed", [StopAfter()])
+    resumed, summary = run(tmp_path / "resumed")
+    assert len(summary["history"]["loss"]) == 2  # epochs 3 and 4 only
+    clean, clean_summary = run(tmp_path / "clean")
+    np.testing.assert_allclose(summary["history"]["val_loss"],
+                               clean_summary["history"]["val_loss"][2:], rtol=1e-6)
+    for a, b in zip(resumed.weights, clean.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)

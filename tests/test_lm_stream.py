@@ -78,6 +78,29 @@ def test_tiny_stream_lengths_cover_it():
     assert sum(stream.sequence_lengths(0)) == stream.stream_length == 13
 
 
+def test_epochs_of_tokens_cut_each_pass_in_order():
+    docs = make_docs(n_docs=120)
+    stream = LMStream(docs, batch_size=4, bptt=12, seed=3, tokens_per_epoch=900)
+    whole = LMStream(docs, batch_size=4, bptt=12, seed=3)
+    assert stream.epochs_per_pass == round(stream.num_tokens / 900) > 1
+    for pass_index in (0, 1):
+        epochs = range(pass_index * stream.epochs_per_pass,
+                       (pass_index + 1) * stream.epochs_per_pass)
+        assert all(len(stream.sequence_lengths(e)) == stream.batches_per_epoch for e in epochs)
+        # One pass's epochs, end to end, are the pass's streams: the same
+        # shuffle as a run without `tokens_per_epoch`, read in consecutive parts.
+        x = np.concatenate([concat_windows(stream, e)[0] for e in epochs], 1)
+        np.testing.assert_array_equal(x, stream.streams(pass_index)[:, :-1])
+        np.testing.assert_array_equal(stream.streams(pass_index), whole.streams(pass_index))
+    assert stream.sequence_lengths(0) != stream.sequence_lengths(stream.epochs_per_pass)
+    assert int(stream.as_dataset().cardinality()) == stream.batches_per_epoch
+    # More epochs than windows: one window each at most.
+    tiny = LMStream(docs, batch_size=4, bptt=12, tokens_per_epoch=1)
+    assert tiny.batches_per_epoch == 1
+    lengths = [n for e in range(tiny.epochs_per_pass) for n in tiny.sequence_lengths(e)]
+    assert min(lengths) > 0 and sum(lengths) == tiny.stream_length
+
+
 def test_token_file_round_trip(tmp_path):
     docs = make_docs()
     token_file = TokenFile.write(tmp_path / "corpus", iter(docs))
@@ -106,5 +129,10 @@ def test_errors(tmp_path):
         LMStream([np.zeros(10, np.float32)], batch_size=1)
     with pytest.raises(ValueError, match="too few"):
         LMStream([], batch_size=1)
+    with pytest.raises(ValueError, match="`tokens_per_epoch` must be None or an int >= 1. "
+                       "Received: 0"):
+        LMStream([np.arange(100)], batch_size=1, tokens_per_epoch=0)
+    with pytest.raises(ValueError, match="`tokens_per_epoch` needs `variable_bptt=True`"):
+        LMStream([np.arange(1000)], batch_size=1, variable_bptt=False, tokens_per_epoch=100)
     with pytest.raises(FileNotFoundError, match="Token file not found"):
         TokenFile(tmp_path / "missing")

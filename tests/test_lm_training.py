@@ -56,17 +56,23 @@ def test_cli_prepare_pretrain_generate(data_dir, tmp_path, capsys):
                  "--max-tokens", "20000"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["val_perplexity"] > 1 and summary["train_tokens_per_second"] > 0
-    # Another epoch from where it ended: its sizes and vocabulary, not the flags'.
+    # Another pass from where it ended, in two epochs of 10k tokens: its
+    # sizes and vocabulary, not the flags'.
     continued = str(tmp_path / "lm2")
-    assert main(["pretrain", prepared, "--init-from", run, "--out", continued, "--epochs", "1",
-                 "--embedding-dim", "99", "--batch-size", "16", "--bptt", "20",
-                 "--max-tokens", "20000"]) == 0
+    assert main(["pretrain", prepared, "--init-from", run, "--out", continued, "--epochs", "2",
+                 "--tokens-per-epoch", "10000", "--embedding-dim", "99", "--batch-size", "16",
+                 "--bptt", "20", "--max-tokens", "20000"]) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["val_perplexity"] < summary["val_perplexity"]
     assert Vocab.load(os.path.join(continued, "vocab.txt")) == Vocab.load(
         os.path.join(run, "vocab.txt"))
     with open(os.path.join(continued, "config.json")) as f:
-        assert json.load(f)["embedding_dim"] == 16
+        config_json = json.load(f)
+    assert config_json["embedding_dim"] == 16 and config_json["tokens_per_epoch"] == 10000
+    assert config_json["total_steps"] == pytest.approx(config_json["train_tokens"] / 16 / 20,
+                                                       rel=0.1)
+    with open(os.path.join(continued, "metrics.json")) as f:
+        assert len(json.load(f)["history"]["val_loss"]) == 2
     assert main(["generate", run, "What is the", "--max-new-tokens", "5", "--seed", "0",
                  "--samples", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()[-2:]
@@ -86,6 +92,9 @@ def test_config_checks():
         LanguageModelConfig(schedule="cosine")
     with pytest.raises(ValueError, match="`epochs` must be an int >= 1. Received: 0"):
         LanguageModelConfig(epochs=0)
+    with pytest.raises(ValueError, match="`tokens_per_epoch` must be None or an int >= 1. "
+                       "Received: 0.5"):
+        LanguageModelConfig(tokens_per_epoch=0.5)
 
 
 def test_cli_choices_match_the_library():

@@ -15,34 +15,37 @@ from ulmfit_tf.recipes import FINETUNE_RECIPE, FINETUNE_VOCAB
 
 
 def _prepare(args):
-    from ulmfit_tf.corpus import read_texts
+    from ulmfit_tf.corpus import iter_texts, read_texts
     from ulmfit_tf.data import TokenFile
-    from ulmfit_tf.text import Vocab, tokenize_corpus
+    from ulmfit_tf.data.prepare import prepare_token_file
+    from ulmfit_tf.text import tokenize_corpus
     from ulmfit_tf.training.run_dir import write_config, write_json
     from ulmfit_tf.utils import atomic_directory
 
-    data = read_texts(args.corpus, source=args.data, encoding=args.encoding)
-    start = time.time()
-    tokens = tokenize_corpus(data.texts, num_workers=args.workers, progress=True)
-    elapsed = time.time() - start
-    n_tokens = sum(map(len, tokens))
-    if args.subword_vocab:
-        from ulmfit_tf.text.subword import SubwordEncoder
-
-        subwords = SubwordEncoder.train(tokens, args.subword_vocab)
-        vocab, encode = subwords.vocab, subwords.encode
-    else:
-        vocab = Vocab.build(tokens, max_vocab=args.max_vocab, min_freq=args.min_freq)
-        encode = vocab.encode
     with atomic_directory(args.out) as tmp:
-        vocab.save(os.path.join(tmp, "vocab.txt"))
         if args.subword_vocab:
+            from ulmfit_tf.text.subword import SubwordEncoder
+
+            # SentencePiece trains on the whole corpus in memory.
+            data = read_texts(args.corpus, source=args.data, encoding=args.encoding)
+            start = time.time()
+            tokens = tokenize_corpus(data.texts, num_workers=args.workers, progress=True)
+            elapsed = time.time() - start
+            n_tokens = sum(map(len, tokens))
+            subwords = SubwordEncoder.train(tokens, args.subword_vocab)
+            vocab = subwords.vocab
             subwords.save(os.path.join(tmp, "spm.model"))
-        TokenFile.write(os.path.join(tmp, "tokens"), (encode(t) for t in tokens))
+            TokenFile.write(os.path.join(tmp, "tokens"), (subwords.encode(t) for t in tokens))
+            metrics = {"documents": len(tokens), "tokens": n_tokens, "vocab_size": len(vocab),
+                       "tokenize_seconds": round(elapsed, 2),
+                       "tokens_per_second": round(n_tokens / max(elapsed, 1e-9))}
+        else:
+            texts = iter_texts(args.corpus, source=args.data, encoding=args.encoding)
+            _, vocab, metrics = prepare_token_file(
+                texts, os.path.join(tmp, "tokens"), max_vocab=args.max_vocab,
+                min_freq=args.min_freq, num_workers=args.workers, progress=True)
+        vocab.save(os.path.join(tmp, "vocab.txt"))
         write_config(tmp, {k: v for k, v in vars(args).items() if k != "func"})
-        metrics = {"documents": len(tokens), "tokens": n_tokens, "vocab_size": len(vocab),
-                   "tokenize_seconds": round(elapsed, 2),
-                   "tokens_per_second": round(n_tokens / max(elapsed, 1e-9))}
         write_json(os.path.join(tmp, "metrics.json"), metrics)
     print(json.dumps(metrics))
 
@@ -87,7 +90,8 @@ def _pretrain(args):
                      num_layers=encoder.num_layers, drop_mult=encoder.drop_mult)
     config = LanguageModelConfig(
         **sizes, batch_size=args.batch_size, bptt=args.bptt,
-        epochs=args.epochs, max_lr=args.lr, schedule=args.schedule, optimizer=args.optimizer,
+        epochs=args.epochs, tokens_per_epoch=args.tokens_per_epoch, max_lr=args.lr,
+        schedule=args.schedule, optimizer=args.optimizer,
         valid_fraction=args.valid_fraction, backwards=args.backwards, seed=args.seed)
     docs, vocab = _load_documents(args.corpus, args.data, args.max_vocab, args.min_freq,
                                   encoding=args.encoding, vocab=vocab)
@@ -144,6 +148,30 @@ def _load_lm_run(run, arg_name="run"):
             Vocab.load(os.path.join(run, "vocab.txt")))
 
 
+def _load_pretrained(pretrained, fastai_vocab=None):
+    """finetune-lm's start: (model, vocab, backwards) of a run directory, a
+    preset, or fastai's `.pth` weights with their `.pkl` vocabulary."""
+    if os.fspath(pretrained).endswith(".pth"):
+        if not fastai_vocab:
+            raise ValueError("`--pretrained` is fastai weights (.pth): pass their vocabulary "
+                             f"with `--vocab PATH.pkl`. Received: {pretrained!r}")
+        from ulmfit_tf.convert.fastai import load_fastai_language_model
+
+        return (*load_fastai_language_model(pretrained, fastai_vocab), False)
+    if fastai_vocab:
+        raise ValueError("`--vocab` is the vocabulary of fastai .pth weights, and "
+                         f"`--pretrained` is not one. Received: {pretrained!r}")
+    from ulmfit_tf.presets import resolve_preset
+
+    run = resolve_preset(pretrained, "--pretrained")
+    model, vocab = _load_lm_run(run, "--pretrained")
+    config_path, backwards = os.path.join(run, "config.json"), False
+    if os.path.isfile(config_path):
+        with open(config_path) as f:
+            backwards = bool(json.load(f).get("backwards", False))
+    return model, vocab, backwards
+
+
 def _finetune_lm(args):
     from ulmfit_tf.corpus import read_texts
     from ulmfit_tf.text import Vocab, tokenize_corpus
@@ -151,7 +179,9 @@ def _finetune_lm(args):
                                                    train_language_model)
     from ulmfit_tf.training.transfer import remap_language_model
 
-    pretrained, old_vocab = _load_lm_run(args.pretrained, "--pretrained")
+    pretrained, old_vocab, backwards = _load_pretrained(args.pretrained, args.vocab)
+    if backwards and not args.backwards:
+        print("--pretrained is a backward language model: fine-tuning it backwards")
     texts = []
     for corpus in args.corpus:
         texts += read_texts(corpus, source=args.data, encoding=args.encoding).texts
@@ -164,9 +194,10 @@ def _finetune_lm(args):
     print(f"target vocabulary: {len(vocab)} tokens, {new_tokens} new to the pretrained model")
     config = finetune_config(
         model, batch_size=args.batch_size, bptt=args.bptt, epochs=args.epochs, max_lr=args.lr,
-        discriminative_factor=args.factor, freeze_epochs=args.freeze_epochs,
-        optimizer=args.optimizer, beta_1=args.beta_1, valid_fraction=args.valid_fraction,
-        backwards=args.backwards, seed=args.seed)
+        discriminative_factor=args.factor, optimizer=args.optimizer, beta_1=args.beta_1,
+        valid_fraction=args.valid_fraction,
+        backwards=args.backwards or backwards, seed=args.seed,
+        **({} if args.freeze_epochs is None else {"freeze_epochs": args.freeze_epochs}))
     train, valid = split_documents([vocab.encode(t) for t in tokens], config.valid_fraction,
                                    config.seed)
     _, summary = train_language_model(train, valid, vocab, config, args.out, model=model,
@@ -486,8 +517,9 @@ def build_parser():
                         help="show TensorFlow's start-up log (hidden except errors)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="tokenize a corpus, build its vocab, write token ids")
-    p.add_argument("corpus", help="trec, imdb, imdb-unsup, 20news, sms, or a path (.txt "
-                   "folder, .csv/.tsv)")
+    p.add_argument("corpus", help="trec, imdb, imdb-unsup, 20news, sms, wikitext-2, "
+                   "wikitext-103, or a path (.txt folder, .csv/.tsv); WikiText and folders "
+                   "are read as they are tokenized, so their size is not bounded by memory")
     p.add_argument("--out", required=True, help="directory to write")
     p.add_argument("--data", default=None, help="local mirror of the datasets")
     _add_encoding_flag(p)
@@ -504,7 +536,11 @@ def build_parser():
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--data", default=None, help="local mirror of the datasets")
     _add_encoding_flag(p)
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=1,
+                   help="passes over the corpus, or epochs of --tokens-per-epoch")
+    p.add_argument("--tokens-per-epoch", type=int, default=None,
+                   help="cut each pass over the corpus into epochs of about this many "
+                        "tokens: validation, history and a resumable checkpoint after each")
     p.add_argument("--embedding-dim", type=int, default=400)
     p.add_argument("--hidden-dim", type=int, default=1152)
     p.add_argument("--layers", type=int, default=3)
@@ -540,14 +576,21 @@ def build_parser():
     p = sub.add_parser("finetune-lm", help="fine-tune a language model on target text "
                        "(ULMFiT stage 2: discriminative rates + STLR)")
     p.add_argument("corpus", nargs="+", help="target corpora (as for prepare)")
-    p.add_argument("--pretrained", required=True, help="a pretrain run directory")
+    p.add_argument("--pretrained", required=True,
+                   help="a pretrain run directory, a bundled preset (general-en-base), "
+                        "fastai's wt103-fwd or wt103-bwd (downloaded and converted once), "
+                        "or fastai weights PATH.pth with --vocab")
+    p.add_argument("--vocab", default=None,
+                   help="the .pkl vocabulary of fastai weights given as --pretrained PATH.pth")
     p.add_argument("--out", required=True)
     p.add_argument("--data", default=None, help="local mirror of the datasets")
     _add_encoding_flag(p)
     finetune = {**FINETUNE_RECIPE, **FINETUNE_VOCAB}
     p.add_argument("--epochs", type=int, default=finetune["epochs"])
-    p.add_argument("--freeze-epochs", type=int, default=finetune["freeze_epochs"],
-                   help="epochs that train only the embedding/decoder first")
+    p.add_argument("--freeze-epochs", type=int, default=None,
+                   help="epochs that train only the embedding/decoder first (default "
+                        f"{finetune['freeze_epochs']}, fewer when --epochs leaves no "
+                        "unfrozen epoch)")
     p.add_argument("--lr", type=float, default=finetune["max_lr"],
                    help="peak rate of the top group")
     p.add_argument("--factor", type=float, default=finetune["discriminative_factor"],

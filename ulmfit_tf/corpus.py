@@ -4,7 +4,8 @@ import os
 
 from ulmfit_tf.data import datasets
 
-NAMED_CORPORA = ("trec", "imdb", "imdb-unsup", "20news", "sms")
+NAMED_CORPORA = ("trec", "imdb", "imdb-unsup", "20news", "sms", "wikitext-2",
+                 "wikitext-103")
 
 
 def read_texts(spec, split="train", source=None, text_column="text", label_column="label",
@@ -25,6 +26,8 @@ def read_texts(spec, split="train", source=None, text_column="text", label_colum
         return datasets.load_20news(split, source=source)
     if spec == "sms":
         return datasets.load_sms(split, source=source)
+    if spec in datasets.WIKITEXT_ARCHIVES:
+        return datasets.TextDataset(list(datasets.iter_wikitext(spec, split, source=source)))
     if not isinstance(spec, (str, os.PathLike)) or not os.path.exists(spec):
         raise ValueError(
             f"A corpus must be one of {list(NAMED_CORPORA)} or an existing path "
@@ -39,3 +42,13 @@ def read_texts(spec, split="train", source=None, text_column="text", label_colum
         except ValueError:
             return datasets.TextDataset(datasets.load_corpus(spec, encoding=encoding))
     return datasets.TextDataset(datasets.load_corpus(spec, encoding=encoding))
+
+
+def iter_texts(spec, split="train", source=None, encoding="utf-8"):
+    """The texts of `read_texts`, one at a time: WikiText and folders are read
+    as they are consumed, so a corpus larger than memory can be prepared."""
+    if spec in datasets.WIKITEXT_ARCHIVES:
+        return datasets.iter_wikitext(spec, split, source=source)
+    if isinstance(spec, (str, os.PathLike)) and os.path.isdir(spec):
+        return datasets.iter_folder(spec, encoding=encoding)
+    return iter(read_texts(spec, split, source, encoding=encoding).texts)

@@ -1,4 +1,6 @@
-"""Bundled pretrained language models, found by the name of their folder."""
+"""Pretrained language models by name: the bundled ones (folders of
+`saved_models/`) and fastai's WikiText-103 models (downloaded and converted
+once)."""
 
 import os
 
@@ -7,6 +9,8 @@ import os
 PRESETS_DIR = os.environ.get("ULMFIT_TF_PRESETS") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
 DEFAULT_PRESET = "general-en-base"
+# fastai's published models (ulmfit_tf.convert.fastai.FASTAI_PRETRAINED).
+FASTAI_PRESETS = ("wt103-fwd", "wt103-bwd")
 
 
 def preset_names():
@@ -27,6 +31,10 @@ def resolve_preset(name_or_path, arg_name="preset"):
         return path
     if path in preset_names():
         return os.path.join(PRESETS_DIR, path)
+    if path in FASTAI_PRESETS:
+        from ulmfit_tf.convert.fastai import fastai_pretrained
+
+        return fastai_pretrained(path)
     raise ValueError(f"No run directory at {path!r}, and it is not a preset: `{arg_name}` "
                      f"must be a run directory or one of the presets {preset_names()} (in "
-                     f"{PRESETS_DIR}). Received: {path!r}")
+                     f"{PRESETS_DIR}) or fastai's {list(FASTAI_PRESETS)}. Received: {path!r}")

@@ -1,5 +1,5 @@
-"""Readers for IMDb, TREC-6, 20 Newsgroups, SMS spam, folders of text
-files and CSV/TSV files.
+"""Readers for IMDb, TREC-6, 20 Newsgroups, SMS spam, WikiText, folders of
+text files and CSV/TSV files.
 
 The named corpora come from their canonical URLs, checked and cached the way
 `keras.utils.get_file` does it. A local copy wins over the download: pass
@@ -37,6 +37,24 @@ SMS_CLASSES = ("ham", "spam")
 # UCI publishes no checksum for the SMS zip: a download is checked by its
 # counts instead (5,574 messages, 747 of them spam).
 SMS_COUNTS = (4827, 747)
+# WikiText (Merity et al. 2016) from its author's site (the original S3
+# bucket is gone), sha256 as published with the Hugging Face dataset. The raw
+# variant comes first: the ULMFiT rules tokenize it; the tokenized one
+# (``<unk>``, ``@-@``) is read too, the rules undo its markers.
+WIKITEXT_URL = "https://wikitext.smerity.com/"
+WIKITEXT_ARCHIVES = {
+    "wikitext-2": (("wikitext-2-raw-v1.zip", "wikitext-2-raw", ".raw",
+                    "ef7edb566e3e2b2d31b29c1fdb0c89a4cc683597484c3dc2517919c615435a11"),
+                   ("wikitext-2-v1.zip", "wikitext-2", ".tokens",
+                    "92675f1d63015c1c8b51f1656a52d5bdbc33aafa60cc47a218a66e7ee817488c")),
+    "wikitext-103": (("wikitext-103-raw-v1.zip", "wikitext-103-raw", ".raw",
+                      "91c00ae287f0d699e18605c84afc9e45c192bc6b7797ff8837e5474655a33794"),
+                     ("wikitext-103-v1.zip", "wikitext-103", ".tokens",
+                      "242ba0f20b329cfdf1ccc61e9e9e5b59becf189db7f7a81cd2a0e2fc31539590")),
+}
+# An article starts at a top-level heading line, " = Title = " (sections are
+# " = = Section = = ").
+_WIKITEXT_TITLE = re.compile(r"^ = [^=].* = $")
 # SMS spam has no test split: a fixed fifth of the messages (a permutation
 # seeded 0, whatever the run's seed) is the test split.
 SMS_TEST_FRACTION = 0.2
@@ -287,6 +305,81 @@ def load_sms(split="train", source=None, cache_dir=None):
     return TextDataset([texts[i] for i in chosen], labels[chosen], SMS_CLASSES)
 
 
+def iter_wikitext(name="wikitext-103", split="train", source=None, cache_dir=None):
+    """Yields the articles of a WikiText split, one str each, reading the
+    archive line by line (WikiText-103's training split is 540 MB).
+
+    Args:
+        name: "wikitext-2" or "wikitext-103".
+        split: "train", "valid" or "test".
+        source: the upstream zip (raw or tokenized variant), a directory
+            holding it or its extracted folder (``wikitext-103-raw/``), or a
+            split file (``wiki.valid.tokens``). Default: the
+            ``ULMFIT_TF_DATA`` mirror, else download (the raw variant).
+        cache_dir: where downloads are kept (default ``~/.keras``).
+    """
+    if name not in WIKITEXT_ARCHIVES:
+        raise ValueError(f"`name` must be one of {list(WIKITEXT_ARCHIVES)}. Received: {name!r}")
+    _check_split(split, ("train", "valid", "test"))
+    variants = WIKITEXT_ARCHIVES[name]
+    candidates = []
+    for archive, folder, suffix, _ in variants:
+        member = f"wiki.{split}{suffix}"
+        candidates += [archive, os.path.join(folder, member), os.path.join(name, archive),
+                       os.path.join(name, member)]
+    if source is not None and os.path.isfile(source):
+        path = os.fspath(source)
+        if not path.endswith(".zip") and f"wiki.{split}." not in os.path.basename(path):
+            raise ValueError(f"`source`={path!r} is not the WikiText `{split}` file "
+                             f"(wiki.{split}.raw or wiki.{split}.tokens) nor its zip.")
+    else:
+        path = _mirror_file(source, candidates)
+    if path is None:
+        archive, _, _, sha256 = variants[0]
+        path = _download(WIKITEXT_URL + archive, sha256, cache_dir)
+    yield from _wikitext_articles(_wikitext_lines(path, split))
+
+
+def _wikitext_lines(path, split):
+    import io
+    import zipfile
+
+    if not path.endswith(".zip"):
+        with open(path, encoding="utf-8") as f:
+            yield from f
+        return
+    with zipfile.ZipFile(path) as archive:
+        members = [m for m in archive.namelist()
+                   if re.search(rf"(^|/)wiki\.{split}\.(raw|tokens)$", m)]
+        if not members:
+            raise ValueError(f"No WikiText `{split}` file in {path!r}.")
+        with archive.open(members[0]) as raw:
+            yield from io.TextIOWrapper(raw, encoding="utf-8")
+
+
+def _wikitext_articles(lines):
+    article = []
+    for line in lines:
+        if _WIKITEXT_TITLE.match(line.rstrip("\n")) and any(l.strip() for l in article):
+            yield "".join(article).strip()
+            article = []
+        article.append(line)
+    if any(l.strip() for l in article):
+        yield "".join(article).strip()
+
+
+def iter_folder(path, encoding="utf-8"):
+    """Yields the texts `load_folder` (or, where it finds none, `load_corpus`)
+    would return, in the same order, reading one file at a time."""
+    path = os.fspath(path)
+    try:
+        files = _folder_files(path)[0]
+    except ValueError:
+        files = _corpus_files(path)
+    for f in files:
+        yield _read_text(f, encoding)
+
+
 def _is_text_file(directory, name):
     """A document of a class folder: a ``.txt`` file or a file without an
     extension (as 20 Newsgroups' posts are), not a hidden one."""
@@ -302,6 +395,13 @@ def load_folder(path, encoding="utf-8"):
     otherwise the ``.txt`` files directly in `path` are read, unlabelled.
     Files are read in sorted order.
     """
+    files, labels, classes = _folder_files(path)
+    texts = [_read_text(f, encoding) for f in files]
+    return TextDataset(texts, None if labels is None else np.array(labels, np.int32), classes)
+
+
+def _folder_files(path):
+    """(files, labels or None, classes) of `load_folder`."""
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"`path` is not a directory: {path!r}")
@@ -310,18 +410,18 @@ def load_folder(path, encoding="utf-8"):
                              for f in os.listdir(os.path.join(path, d))))
     top_files = sorted(f for f in os.listdir(path) if f.endswith(".txt"))
     if subdirs and not top_files:
-        texts, labels = [], []
+        files, labels = [], []
         for label, sub in enumerate(subdirs):
             directory = os.path.join(path, sub)
             for fname in sorted(os.listdir(directory)):
                 if _is_text_file(directory, fname):
-                    texts.append(_read_text(os.path.join(directory, fname), encoding))
+                    files.append(os.path.join(directory, fname))
                     labels.append(label)
-        return TextDataset(texts, np.array(labels, np.int32), tuple(subdirs))
+        return files, labels, tuple(subdirs)
     if not top_files:
         raise ValueError(f"`path`={path!r} holds no .txt files (nor class "
                          "sub-folders of text files).")
-    return TextDataset([_read_text(os.path.join(path, f), encoding) for f in top_files])
+    return [os.path.join(path, f) for f in top_files], None, ()
 
 
 def _undecodable_line(path, encoding):
@@ -398,13 +498,17 @@ def load_csv(path, text_column="text", label_column="label", classes=None,
 
 def load_corpus(path, encoding="utf-8"):
     """All ``.txt`` files under `path` (recursively, sorted), one document each."""
+    return [_read_text(f, encoding) for f in _corpus_files(path)]
+
+
+def _corpus_files(path):
     path = os.fspath(path)
     if os.path.isfile(path):
-        return [_read_text(path, encoding)]
+        return [path]
     if not os.path.isdir(path):
         raise FileNotFoundError(f"`path` does not exist: {path!r}")
     files = sorted(os.path.join(root, f) for root, _, names in os.walk(path)
                    for f in names if f.endswith(".txt"))
     if not files:
         raise ValueError(f"`path`={path!r} holds no .txt files.")
-    return [_read_text(f, encoding) for f in files]
+    return files

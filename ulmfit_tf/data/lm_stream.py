@@ -81,15 +81,24 @@ class LMStream:
             `bptt` (the last window of an epoch may be shorter).
         shuffle: shuffle the document order each epoch.
         backwards: read the text right to left (for a backward LM).
-        seed: seeds the document order and the sequence lengths of each epoch
-            (epoch `e` uses ``seed + e``), so a resumed run sees the same data.
+        seed: seeds the document order and the sequence lengths of each pass
+            over the corpus, so a resumed run sees the same data.
+        tokens_per_epoch: None: an epoch is one pass over the corpus. A
+            number: each pass is cut into consecutive epochs of about this
+            many tokens (Keras' `steps_per_epoch` idea), so that a long
+            pretraining run validates, plots and checkpoints every few
+            minutes and a resumed run loses at most one such epoch.
     """
 
     def __init__(self, docs, batch_size, bptt=70, variable_bptt=True, shuffle=True,
-                 backwards=False, seed=0):
+                 backwards=False, seed=0, tokens_per_epoch=None):
         for name, value, low in (("batch_size", batch_size, 1), ("bptt", bptt, 2)):
             if not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f"`{name}` must be an int >= {low}. Received: {value!r}")
+        if tokens_per_epoch is not None and (
+                not isinstance(tokens_per_epoch, (int, np.integer)) or tokens_per_epoch < 1):
+            raise ValueError("`tokens_per_epoch` must be None or an int >= 1. Received: "
+                             f"{tokens_per_epoch!r}")
         if isinstance(docs, TokenFile):
             self._ids, self._starts = docs.ids, docs.offsets[:-1]
             self._lengths = np.diff(docs.offsets)
@@ -116,26 +125,40 @@ class LMStream:
         self.backwards = backwards
         self.seed = seed
         self.epoch = 0
-
-    @property
-    def batches_per_epoch(self):
-        """The same every epoch, so Keras knows it (progress bars, schedules)."""
-        if not self.variable_bptt:
-            return -(-self.stream_length // self.bptt)
-        mean = 0.975 * self.bptt  # bptt with p=0.95, bptt/2 with p=0.05
-        return max(1, round(self.stream_length / mean))
+        if not variable_bptt:
+            windows = -(-self.stream_length // self.bptt)
+        else:
+            mean = 0.975 * self.bptt  # bptt with p=0.95, bptt/2 with p=0.05
+            windows = max(1, round(self.stream_length / mean))
+        self.epochs_per_pass = 1
+        if tokens_per_epoch is not None:
+            self.epochs_per_pass = int(min(windows, max(1, round(
+                self.num_tokens / tokens_per_epoch))))
+        # Every epoch must have the same number of batches (Keras needs it),
+        # so a pass has a multiple of `epochs_per_pass` windows.
+        self.batches_per_epoch = max(1, round(windows / self.epochs_per_pass))
+        if self.epochs_per_pass > 1 and not variable_bptt:
+            raise ValueError("`tokens_per_epoch` needs `variable_bptt=True` (fixed windows "
+                             "cannot be rescaled to split a pass evenly).")
 
     def sequence_lengths(self, epoch):
-        """The window lengths of `epoch` (they sum to the stream length).
+        """The window lengths of `epoch`: its slice of its pass's windows,
+        which sum to the stream length."""
+        index = epoch % self.epochs_per_pass
+        lengths = self._pass_lengths(epoch // self.epochs_per_pass)
+        return lengths[index * self.batches_per_epoch:(index + 1) * self.batches_per_epoch]
 
-        Variable lengths follow AWD-LSTM's draw; the epoch's draws are then
+    def _pass_lengths(self, pass_index):
+        """The window lengths of a pass over the corpus.
+
+        Variable lengths follow AWD-LSTM's draw; the pass's draws are then
         scaled by a common factor (close to 1) so that every epoch has the
-        same number of batches and covers the whole stream.
+        same number of batches and a pass covers the whole stream.
         """
-        count = self.batches_per_epoch
+        count = self.batches_per_epoch * self.epochs_per_pass
         if not self.variable_bptt:
             return [self.bptt] * (count - 1) + [self.stream_length - self.bptt * (count - 1)]
-        rng = np.random.default_rng([self.seed, epoch, 1])
+        rng = np.random.default_rng([self.seed, pass_index, 1])
         base = np.where(rng.random(count) < 0.95, self.bptt, self.bptt / 2)
         raw = np.clip(rng.normal(base, 5).astype(int), MIN_SEQ_LEN,
                       self.bptt + MAX_SEQ_LEN_DELTA).astype(float)
@@ -149,23 +172,22 @@ class LMStream:
             lengths[lengths.argmax()] -= 1
         return [int(n) for n in lengths]
 
-    def streams(self, epoch):
-        """The [batch_size, stream_length + 1] token matrix of `epoch`.
+    def streams(self, pass_index):
+        """The [batch_size, stream_length + 1] token matrix of a pass over
+        the corpus (the epoch when `tokens_per_epoch` is None).
 
-        Materialises the epoch; `batches` reads only what each window needs.
+        Materialises the pass; `batches` reads only what each window needs.
         """
-        positions = self._stream_positions(epoch, 0, self.stream_length + 1)
+        positions = self._stream_positions(self._order(pass_index), 0, self.stream_length + 1)
         return self._ids[positions]
 
-    def _order(self, epoch):
+    def _order(self, pass_index):
         if not self.shuffle:
             return np.arange(len(self._lengths))
-        return np.random.default_rng([self.seed, epoch, 0]).permutation(len(self._lengths))
+        return np.random.default_rng([self.seed, pass_index, 0]).permutation(len(self._lengths))
 
-    def _stream_positions(self, epoch, start, length, order=None):
+    def _stream_positions(self, order, start, length):
         """Flat-file positions of stream tokens [start, start + length)."""
-        if order is None:
-            order = self._order(epoch)
         cum = np.concatenate([[0], np.cumsum(self._lengths[order])])
         p = (np.arange(self.batch_size)[:, None] * self.stream_length
              + start + np.arange(length)[None, :])
@@ -179,10 +201,11 @@ class LMStream:
         if epoch is None:
             epoch = self.epoch
             self.epoch += 1
-        order = self._order(epoch)
-        start = 0
+        pass_index, index = divmod(epoch, self.epochs_per_pass)
+        order = self._order(pass_index)
+        start = sum(self._pass_lengths(pass_index)[:index * self.batches_per_epoch])
         for n in self.sequence_lengths(epoch):
-            window = self._ids[self._stream_positions(epoch, start, n + 1, order)]
+            window = self._ids[self._stream_positions(order, start, n + 1)]
             yield window[:, :-1], window[:, 1:]
             start += n
 

@@ -138,53 +138,81 @@ def tokenize_corpus(texts, num_workers=None, chunk_size=1000, progress=False):
     return out
 
 
-def map_in_workers(function, items, num_workers):
+def map_in_workers(function, items, num_workers, max_pending=None):
     """``map(function, items)`` in `num_workers` worker processes (in this
     process for one), results in order. `function` must be a module-level
     function of a module that does not import TensorFlow; items and results
-    travel pickled."""
+    travel pickled. `items` may be a generator: it is read as workers need
+    items, and at most `max_pending` (default 4 per worker) are taken but
+    not yet yielded, so a corpus larger than memory streams through."""
     if num_workers <= 1:
         yield from map(function, items)
         return
-    items = list(items)
+    items = iter(items)
+    max_pending = max_pending or 4 * num_workers
     env = {**os.environ, ulmfit_tf.TOKENIZER_WORKER_ENV: "1"}
     workers = [subprocess.Popen(
         [sys.executable, "-c", "from ulmfit_tf.text.tokenizer import _serve; _serve()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env) for _ in range(num_workers)]
-    todo = queue.SimpleQueue()
-    for task in enumerate(items):
-        todo.put(task)
+    reading = threading.Lock()
+    slots = threading.Semaphore(max_pending)  # released as results are yielded
+    taken = [0]  # items read from `items` so far
     done = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def next_item():
+        with reading:
+            item = next(items, _END)
+            if item is _END:
+                return None
+            taken[0] += 1
+            return taken[0] - 1, item
 
     def drive(worker):
         # One thread per worker: send an item, wait for its result, repeat.
         try:
             pickle.dump(sys.path, worker.stdin)
-            while True:
-                try:
-                    index, item = todo.get_nowait()
-                except queue.Empty:
+            while not stop.is_set():
+                slots.acquire()
+                task = None if stop.is_set() else next_item()
+                if task is None:
+                    slots.release()
                     break
-                pickle.dump((function, item), worker.stdin)
+                pickle.dump((function, task[1]), worker.stdin)
                 worker.stdin.flush()
-                done.put((index, *pickle.load(worker.stdout)))
+                done.put((task[0], *pickle.load(worker.stdout)))
         except (EOFError, OSError, pickle.UnpicklingError):
             done.put((None, False, RuntimeError(_death_message(worker))))
+        except Exception as e:  # `items` itself raised: raised again in the caller
+            done.put((None, False, e))
+        finally:
+            done.put(None)  # this thread has finished
 
     threads = [threading.Thread(target=drive, args=(w,), daemon=True) for w in workers]
     for thread in threads:
         thread.start()
     try:
-        pending, next_index = {}, 0
-        while next_index < len(items):
-            index, ok, result = done.get()
-            if not ok:
-                raise result  # the worker's exception, or its death
-            pending[index] = result
+        pending, next_index, running = {}, 0, len(threads)
+        while running or pending:
+            message = done.get() if running else None
+            if message is None and running:
+                running -= 1
+            elif message is not None:
+                index, ok, result = message
+                if not ok:
+                    raise result  # the worker's exception, or its death
+                pending[index] = result
             while next_index in pending:
                 yield pending.pop(next_index)
                 next_index += 1
+                slots.release()
+            if not running and pending:
+                raise RuntimeError("map_in_workers: results missing; a worker thread "
+                                   "ended early")
     finally:
+        stop.set()
+        for _ in threads:  # wake threads waiting for a slot
+            slots.release()
         for worker in workers:
             worker.kill()
         for thread in threads:  # each ends on its worker's closed pipe
@@ -197,6 +225,9 @@ def map_in_workers(function, items, num_workers):
                 # closed all the same.
                 with contextlib.suppress(OSError):
                     pipe.close()
+
+
+_END = object()
 
 
 def _death_message(worker):

@@ -9,6 +9,14 @@ from ulmfit_tf.text import rules
 from ulmfit_tf.utils import atomic_write
 
 
+def _check_sizes(max_vocab, min_freq):
+    if not isinstance(max_vocab, int) or max_vocab <= len(rules.SPECIAL_TOKENS):
+        raise ValueError(f"`max_vocab` must be an int > {len(rules.SPECIAL_TOKENS)}. "
+                         f"Received: {max_vocab!r}")
+    if not isinstance(min_freq, int) or min_freq < 1:
+        raise ValueError(f"`min_freq` must be an int >= 1. Received: {min_freq!r}")
+
+
 class Vocab:
     """Maps tokens to ids and back.
 
@@ -52,13 +60,7 @@ class Vocab:
                 before padding to a multiple of 8.
             min_freq: least count for a token to be kept.
         """
-        if not isinstance(max_vocab, int) or max_vocab <= len(rules.SPECIAL_TOKENS):
-            raise ValueError(
-                f"`max_vocab` must be an int > {len(rules.SPECIAL_TOKENS)}. "
-                f"Received: {max_vocab!r}"
-            )
-        if not isinstance(min_freq, int) or min_freq < 1:
-            raise ValueError(f"`min_freq` must be an int >= 1. Received: {min_freq!r}")
+        _check_sizes(max_vocab, min_freq)
         counts = collections.Counter()
         n_docs = 0
         for tokens in token_lists:
@@ -67,10 +69,15 @@ class Vocab:
         if n_docs == 0:
             raise ValueError("`token_lists` is empty: cannot build a vocabulary "
                              "from an empty corpus.")
-        for special in rules.SPECIAL_TOKENS:
-            counts.pop(special, None)
+        return cls.from_counts(counts, max_vocab, min_freq)
+
+    @classmethod
+    def from_counts(cls, counts, max_vocab=60000, min_freq=3):
+        """`build` from a mapping of token -> count (special tokens ignored)."""
+        _check_sizes(max_vocab, min_freq)
+        special = set(rules.SPECIAL_TOKENS)
         ranked = sorted(
-            (t for t, c in counts.items() if c >= min_freq),
+            (t for t, c in counts.items() if c >= min_freq and t not in special),
             key=lambda t: (-counts[t], t),
         )
         itos = list(rules.SPECIAL_TOKENS) + ranked

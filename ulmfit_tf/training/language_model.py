@@ -36,6 +36,9 @@ class LanguageModelConfig:
     batch_size: int = 64
     bptt: int = 70
     epochs: int = 1
+    # None: an epoch is a pass over the corpus. A number: epochs of about
+    # this many tokens (see `LMStream`); `epochs` then counts those.
+    tokens_per_epoch: int = None
     max_lr: float = 2e-3
     schedule: str = "one_cycle"  # "one_cycle", "stlr" or "constant"
     # "adam": DiscriminativeAdam; "sgd", "rmsprop", "lion", "adamw-groups":
@@ -70,6 +73,10 @@ class LanguageModelConfig:
                              f"{self.valid_fraction!r}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"`epochs` must be an int >= 1. Received: {self.epochs!r}")
+        if self.tokens_per_epoch is not None and (
+                not isinstance(self.tokens_per_epoch, int) or self.tokens_per_epoch < 1):
+            raise ValueError("`tokens_per_epoch` must be None or an int >= 1. Received: "
+                             f"{self.tokens_per_epoch!r}")
         if not isinstance(self.freeze_epochs, int) or not 0 <= self.freeze_epochs < self.epochs:
             raise ValueError("`freeze_epochs` must be an int in [0, epochs). Received: "
                              f"{self.freeze_epochs!r}")
@@ -191,7 +198,7 @@ def train_language_model(train_docs, valid_docs, vocab, config, run_dir, model=N
 def language_model_streams(train_docs, valid_docs, config):
     """(train, valid) `LMStream`s of id arrays; valid is None when too short."""
     train = LMStream(train_docs, config.batch_size, config.bptt, backwards=config.backwards,
-                     seed=config.seed)
+                     seed=config.seed, tokens_per_epoch=config.tokens_per_epoch)
     valid = None
     if valid_docs and sum(map(len, valid_docs)) > 2 * config.batch_size + 1:
         valid = LMStream(valid_docs, config.batch_size, config.bptt, variable_bptt=False,
