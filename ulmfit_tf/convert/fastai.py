@@ -199,8 +199,9 @@ def convert_fastai_archive(archive, run_dir, backwards=False, source=None):
         members = {ext: [m for m in tar.getmembers() if m.isfile() and m.name.endswith(ext)]
                    for ext in (".pth", ".pkl")}
         if any(len(found) != 1 for found in members.values()):
+            found = sorted(m.name for group in members.values() for m in group)
             raise ValueError(f"{archive!r} must hold one .pth and one .pkl file (fastai's "
-                             f"layout). Found: {sorted(m.name for f in members.values() for m in f)}")
+                             f"layout). Found: {found}")
         with tempfile.TemporaryDirectory() as tmp:
             paths = []
             for ext, (member,) in members.items():
