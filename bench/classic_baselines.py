@@ -159,12 +159,13 @@ def run_classifier(folder, seed, run, flags, lm=None):
             "seconds": seconds + eval_seconds}
 
 
-def finetune_lm(folder, flags, name="lm"):
-    """The task's fine-tuned LM, run once per `name` (a set of `flags`)."""
+def finetune_lm(folder, flags, name="lm", pretrained=BUNDLED_LM):
+    """The task's fine-tuned LM, run once per `name` (a set of `flags` and a
+    `pretrained` LM)."""
     run = os.path.join(folder, name)
     if not os.path.isfile(os.path.join(run, "model.keras")):
         _, seconds = _cli(["finetune-lm", os.path.join(folder, "lm.tsv"), "--pretrained",
-                           BUNDLED_LM, "--out", run, *flags], run + ".log")
+                           pretrained, "--out", run, *flags], run + ".log")
         with open(run + "_seconds.json", "w") as f:
             json.dump({"seconds": seconds}, f)
     with open(run + "_seconds.json") as f:
@@ -199,6 +200,8 @@ def main():
     parser.add_argument("--scratch-flags", default="--embedding-dim 128 --hidden-dim 384 --epochs 20",
                         help="added to train-classifier without --lm")
     parser.add_argument("--lm-flags", default="", help="added to finetune-lm")
+    parser.add_argument("--pretrained", default=BUNDLED_LM,
+                        help="the stage-1 LM to fine-tune; name each with --lm-name")
     parser.add_argument("--lm-name", default="lm",
                         help="the fine-tuned LM's folder in the task's; name each --lm-flags")
     parser.add_argument("--report-only", action="store_true")
@@ -219,7 +222,8 @@ def main():
                     if arm == "tfidf":
                         row = run_tfidf(folder, seed)
                     elif arm == "ulmfit":
-                        lm, lm_seconds = finetune_lm(folder, args.lm_flags.split(), args.lm_name)
+                        lm, lm_seconds = finetune_lm(folder, args.lm_flags.split(), args.lm_name,
+                                                     args.pretrained)
                         row = run_classifier(folder, seed,
                                              os.path.join(folder, f"{args.tag}-ulmfit-s{seed}"),
                                              args.classifier_flags.split(), lm=lm)
