@@ -1,10 +1,11 @@
 """`prepare` in bounded memory: texts -> tokens -> ids on disk in one pass.
 
-A corpus such as WikiText-103 (103M tokens, 540 MB of text) does not fit in
-memory as Python token lists (about 60 bytes a token). The texts stream
-through the tokenizer workers a chunk at a time; each token gets a
-provisional id the first time it is seen (one dict of the distinct tokens)
-and the ids go to disk as they come, counted on the way. Once the corpus has
+A corpus such as WikiText-103 (103M tokens, 540 MB of text) hardly fits in
+memory as Python token lists (about 130 bytes a token, measured on
+general-en: docs/PERFORMANCE.md). The texts stream through the tokenizer
+workers a chunk at a time; each token gets a provisional id the first time
+it is seen (one dict of the distinct tokens) and the ids go to disk as they
+come, counted on the way. Once the corpus has
 been read, the vocabulary is built from the counts (the same `Vocab.build`
 rules) and the provisional file is mapped to the final ids block by block.
 Memory holds the distinct tokens, their counts and a few chunks, whatever
