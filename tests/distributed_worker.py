@@ -20,8 +20,13 @@ import keras
 
 def keras_fit(patches):
     """A plain Keras model under the strategy, with some of our patches."""
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
     from ulmfit_tf import distribute
 
+    if patches == "none":  # importing ulmfit_tf applied the build mend
+        TensorFlowTrainer._maybe_symbolic_build = \
+            TensorFlowTrainer._maybe_symbolic_build._ulmfit_original
     if patches in ("build", "both"):
         distribute._patch_symbolic_build()
     if patches == "both":

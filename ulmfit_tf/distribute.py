@@ -6,8 +6,11 @@ are global: each of R replicas gets ``batch_size / R`` rows of a batch.
 
 Keras 3.15 cannot `fit` under `MultiWorkerMirroredStrategy` (TF issue
 72388); `patch_keras_for_multi_worker` mends the two places that fail, and
-`make_strategy("multi_worker")` applies it. tests/test_distribute.py checks
-that Keras still fails without it, so the patch goes once Keras is fixed.
+`make_strategy("multi_worker")` applies it. One of them also breaks
+`MirroredStrategy` when the first batch of a `fit`/`evaluate`/`predict`
+does not split evenly between the replicas; that mend is applied when this
+module is imported. tests/test_distribute.py checks that Keras still fails
+without them, so the patch goes once Keras is fixed.
 """
 
 import json
@@ -107,9 +110,12 @@ def patch_keras_for_multi_worker():
 def _patch_symbolic_build():
     """`_maybe_symbolic_build` takes the cross-replica MEAN of a data batch
     (only to learn its shapes) with `strategy.reduce`, which cannot convert
-    the worker's PerReplica batch ("Attempt to convert a value
-    (PerReplica...)"). Mended: it builds from this worker's first replica's
-    batch, as it does without a strategy."""
+    a worker's PerReplica batch on several workers ("Attempt to convert a
+    value (PerReplica...)") and fails on one host when the replicas' parts
+    differ in size (a batch of 5 on 2 replicas: "Inputs to operation AddN
+    ... must have the same size and shape"). Mended: it builds from this
+    worker's first replica's batch, as it does without a strategy. Keras'
+    own function stays reachable as ``._ulmfit_original``."""
     from keras.src import tree
     from keras.src.backend.tensorflow import trainer as trainer_module
 
@@ -120,7 +126,7 @@ def _patch_symbolic_build():
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         strategy = self._distribute_strategy
-        if iterator is None or strategy is None or not is_multi_worker(strategy):
+        if iterator is None or strategy is None:
             return original(self, iterator=iterator, data_batch=data_batch)
         for _, _, it in iterator:
             data_batch = tree.map_structure(
@@ -130,6 +136,7 @@ def _patch_symbolic_build():
         return original(self, data_batch=data_batch)
 
     _maybe_symbolic_build._ulmfit_patch = True
+    _maybe_symbolic_build._ulmfit_original = original
     trainer_class._maybe_symbolic_build = _maybe_symbolic_build
 
 
@@ -152,6 +159,9 @@ def _patch_metric_reduction():
 
     reduce_per_replica._ulmfit_patch = True
     trainer_module.reduce_per_replica = reduce_per_replica
+
+
+_patch_symbolic_build()
 
 
 def is_multi_worker(strategy):
