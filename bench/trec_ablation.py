@@ -1,6 +1,6 @@
 """The paper's TREC-6 ablation at CPU scale: 3 seeds, same classifier budget.
 
-    python bench/trec_ablation.py [--pretrained saved_models/general-en-small]
+    python bench/trec_ablation.py [--pretrained saved_models/general-en-base]
         [--seeds 0,1,2] [--epochs 8] [--lm-epochs 4] [--out runs/ablation] [--fastai]
         [--lr 1e-2] [--lr-scratch 1e-2]
 
@@ -102,7 +102,7 @@ def plot(results, path, arms):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pretrained", default="saved_models/general-en-small")
+    parser.add_argument("--pretrained", default="saved_models/general-en-base")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lm-epochs", type=int, default=4)
