@@ -203,8 +203,10 @@ class LMStream:
             self.epoch += 1
         pass_index, index = divmod(epoch, self.epochs_per_pass)
         order = self._order(pass_index)
-        start = sum(self._pass_lengths(pass_index)[:index * self.batches_per_epoch])
-        for n in self.sequence_lengths(epoch):
+        lengths = self._pass_lengths(pass_index)
+        first = index * self.batches_per_epoch
+        start = sum(lengths[:first])
+        for n in lengths[first:first + self.batches_per_epoch]:
             window = self._ids[self._stream_positions(order, start, n + 1)]
             yield window[:, :-1], window[:, 1:]
             start += n
