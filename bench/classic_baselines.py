@@ -172,6 +172,12 @@ def finetune_lm(folder, flags, name="lm", pretrained=BUNDLED_LM):
         return run, json.load(f)["seconds"]
 
 
+def _mean_seconds(rows):
+    """Rows recovered from logs have no wall time."""
+    seconds = [r["seconds"] for r in rows if "seconds" in r]
+    return np.mean(seconds) if seconds else float("nan")
+
+
 def summarize(results):
     print(f"{'task':8} {'arm':8} {'valid error':>16} {'test error':>16} {'macro-F1':>14} "
           f"{'epochs':>7} {'wall s':>8}  seeds")
@@ -182,13 +188,31 @@ def summarize(results):
             v, t, f = stat("valid_error"), stat("test_error"), stat("test_macro_f1")
             epochs = np.mean([r.get("epochs", 0) for r in rows])
             print(f"{task:8} {arm:8} {v[0]:9.2%} ± {v[1]:4.1%} {t[0]:9.2%} ± {t[1]:4.1%} "
-                  f"{f[0]:7.3f} ± {f[1]:.3f} {epochs:7.1f} {np.mean([r['seconds'] for r in rows]):8.0f}"
+                  f"{f[0]:7.3f} ± {f[1]:.3f} {epochs:7.1f} {_mean_seconds(rows):8.0f}"
                   f"  {','.join(seeds)}")
 
 
-def main():
+def _add_row(results_path, task, arm, seed, row):
+    """Adds one result to the file under a lock, re-reading it first: two
+    invocations with the same --tag (other tasks, other seeds) each kept
+    the file as they had read it at their start, and the last to write
+    dropped the other's rows."""
+    import fcntl
+
     from ulmfit_tf.training.run_dir import write_json
 
+    with open(results_path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = {}
+        if os.path.isfile(results_path):
+            with open(results_path) as f:
+                results = json.load(f)
+        results.setdefault(task, {}).setdefault(arm, {})[str(seed)] = row
+        write_json(results_path, results)
+    return results
+
+
+def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--data", default=DEFAULT_DATA)
@@ -233,8 +257,7 @@ def main():
                         row = run_classifier(folder, seed,
                                              os.path.join(folder, f"{args.tag}-scratch-s{seed}"),
                                              args.scratch_flags.split())
-                    results.setdefault(task, {}).setdefault(arm, {})[str(seed)] = row
-                    write_json(results_path, results)
+                    results = _add_row(results_path, task, arm, seed, row)
                     print(task, arm, seed, json.dumps(row), flush=True)
     summarize(results)
 

@@ -1,4 +1,4 @@
-"""The TF-IDF + logistic regression baseline (module and `ulmfit-tf baseline`)."""
+"""The TF-IDF + logistic regression baseline (module, `ulmfit-tf baseline`, the bench)."""
 
 import json
 
@@ -55,3 +55,23 @@ def test_cli_baseline_on_trec(data_dir, capsys):
     assert 0.08 < result["test_error"] < 0.16 and 0.8 < result["test_macro_f1"] < 0.95
     assert cli.main(["baseline", "trec", "--data", data_dir, "--valid-fraction", "0"]) == 2
     assert "`--valid-fraction` must be in (0, 1)" in capsys.readouterr().err
+
+
+def test_bench_keeps_rows_of_invocations_that_ran_side_by_side(tmp_path):
+    """Two `bench/classic_baselines.py` runs with one --tag (other tasks)
+    each add their rows to the results file; neither drops the other's."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "bench", "classic_baselines.py")
+    spec = importlib.util.spec_from_file_location("classic_baselines", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    results = str(tmp_path / "results-tag.json")
+    bench._add_row(results, "trec", "ulmfit", 0, {"valid_error": 0.1})
+    bench._add_row(results, "imdb", "ulmfit", 0, {"valid_error": 0.3})
+    bench._add_row(results, "trec", "ulmfit", 1, {"valid_error": 0.2})
+    with open(results) as f:
+        kept = json.load(f)
+    assert kept == {"trec": {"ulmfit": {"0": {"valid_error": 0.1}, "1": {"valid_error": 0.2}}},
+                    "imdb": {"ulmfit": {"0": {"valid_error": 0.3}}}}
