@@ -144,9 +144,15 @@ class LMStream:
     def sequence_lengths(self, epoch):
         """The window lengths of `epoch`: its slice of its pass's windows,
         which sum to the stream length."""
-        index = epoch % self.epochs_per_pass
-        lengths = self._pass_lengths(epoch // self.epochs_per_pass)
-        return lengths[index * self.batches_per_epoch:(index + 1) * self.batches_per_epoch]
+        return self._epoch_lengths(epoch)[1]
+
+    def _epoch_lengths(self, epoch):
+        """(tokens of its pass before `epoch`, `epoch`'s window lengths),
+        from one draw of the pass's lengths."""
+        pass_index, index = divmod(epoch, self.epochs_per_pass)
+        lengths = self._pass_lengths(pass_index)
+        first = index * self.batches_per_epoch
+        return sum(lengths[:first]), lengths[first:first + self.batches_per_epoch]
 
     def _pass_lengths(self, pass_index):
         """The window lengths of a pass over the corpus.
@@ -201,12 +207,9 @@ class LMStream:
         if epoch is None:
             epoch = self.epoch
             self.epoch += 1
-        pass_index, index = divmod(epoch, self.epochs_per_pass)
-        order = self._order(pass_index)
-        lengths = self._pass_lengths(pass_index)
-        first = index * self.batches_per_epoch
-        start = sum(lengths[:first])
-        for n in lengths[first:first + self.batches_per_epoch]:
+        order = self._order(epoch // self.epochs_per_pass)
+        start, lengths = self._epoch_lengths(epoch)
+        for n in lengths:
             window = self._ids[self._stream_positions(order, start, n + 1)]
             yield window[:, :-1], window[:, 1:]
             start += n
