@@ -57,9 +57,7 @@ def test_cli_baseline_on_trec(data_dir, capsys):
     assert "`--valid-fraction` must be in (0, 1)" in capsys.readouterr().err
 
 
-def test_bench_keeps_rows_of_invocations_that_ran_side_by_side(tmp_path):
-    """Two `bench/classic_baselines.py` runs with one --tag (other tasks)
-    each add their rows to the results file; neither drops the other's."""
+def _bench_module():
     import importlib.util
     import os
 
@@ -67,6 +65,13 @@ def test_bench_keeps_rows_of_invocations_that_ran_side_by_side(tmp_path):
     spec = importlib.util.spec_from_file_location("classic_baselines", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_bench_keeps_rows_of_invocations_that_ran_side_by_side(tmp_path):
+    """Two `bench/classic_baselines.py` runs with one --tag (other tasks)
+    each add their rows to the results file; neither drops the other's."""
+    bench = _bench_module()
     results = str(tmp_path / "results-tag.json")
     bench._add_row(results, "trec", "ulmfit", 0, {"valid_error": 0.1})
     bench._add_row(results, "imdb", "ulmfit", 0, {"valid_error": 0.3})
@@ -75,3 +80,23 @@ def test_bench_keeps_rows_of_invocations_that_ran_side_by_side(tmp_path):
         kept = json.load(f)
     assert kept == {"trec": {"ulmfit": {"0": {"valid_error": 0.1}, "1": {"valid_error": 0.2}}},
                     "imdb": {"ulmfit": {"0": {"valid_error": 0.3}}}}
+
+
+@pytest.mark.slow
+def test_bench_imdb_dev_set_is_outside_the_labelled_reviews(tmp_path, data_dir, imdb_train):
+    """The bench's extra IMDb validation reviews come from the training
+    archive, none of them among the 1,000 labelled ones, the same each time."""
+    from ulmfit_tf.data import load_csv
+
+    bench = _bench_module()
+    bench.write_imdb_dev(data_dir, str(tmp_path))
+    dev = load_csv(str(tmp_path / "dev.tsv"))
+    labelled = bench._balanced(imdb_train.labels, bench.IMDB_LABELS, np.random.default_rng(0))
+    assert len(dev.texts) == bench.IMDB_DEV == len(set(dev.texts))
+    assert not set(dev.texts) & {imdb_train.texts[i] for i in labelled}
+    assert set(dev.texts) <= set(imdb_train.texts)
+    assert 0.4 < np.mean(dev.labels) < 0.6
+    first = (tmp_path / "dev.tsv").read_bytes()
+    (tmp_path / "dev.tsv").unlink()
+    bench.write_imdb_dev(data_dir, str(tmp_path))
+    assert (tmp_path / "dev.tsv").read_bytes() == first
