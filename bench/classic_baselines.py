@@ -97,12 +97,11 @@ def write_task(task, data, folder):
     """Writes the task's train/test/lm TSV files (once)."""
     from ulmfit_tf.corpus import read_texts
 
+    os.makedirs(folder, exist_ok=True)
     if task == "imdb":
-        os.makedirs(folder, exist_ok=True)
         write_imdb_dev(data, folder)
     if os.path.isfile(os.path.join(folder, "lm.tsv")):
         return
-    os.makedirs(folder, exist_ok=True)
     train, test = read_texts(task, "train", source=data), read_texts(task, "test", source=data)
     rng = np.random.default_rng(0)
     lm_texts = None
@@ -166,8 +165,9 @@ def run_tfidf(folder, seed):
            "seconds": time.perf_counter() - start}
     if os.path.isfile(os.path.join(folder, "dev.tsv")):
         dev = load_csv(os.path.join(folder, "dev.tsv"), classes=train.classes)
-        predicted = predict_probabilities(pipeline, dev.texts, len(train.classes)).argmax(1)
-        row["dev_error"] = float(np.mean(predicted != dev.labels))
+        row["dev_error"] = classification_report(
+            dev.labels, predict_probabilities(pipeline, dev.texts, len(train.classes)),
+            train.classes)["error_rate"]
     return row
 
 

@@ -37,8 +37,9 @@ from classic_baselines import DEFAULT_DATA, TASKS, write_task  # noqa: E402
 CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 
-def features(run, texts):
-    """(embedding bag [N, E], concat pool [N, 3E], share of xxunk tokens)."""
+def features(run, *text_sets):
+    """For each list of texts: (embedding bag [N, E], concat pool [N, 3E],
+    share of xxunk tokens), the LM loaded once."""
     import tensorflow as tf
 
     from ulmfit_tf.cli import _encode, _load_lm_run
@@ -52,14 +53,16 @@ def features(run, texts):
     table = lm.embedding.embeddings.numpy()
     encode = tf.function(lambda ids: classifier.encode(ids, training=False),
                          reduce_retracing=True)
-    docs = _encode(texts, vocab)
-    bag = np.stack([table[d].mean(0) if len(d) else np.zeros(table.shape[1]) for d in docs])
-    batches = ClassificationBatches(docs, None, 64, shuffle=False)
-    order = batches.order()
-    pooled = [encode(tf.convert_to_tensor(batches.padded(order[rows]))).numpy()
-              for rows in _similar_lengths(batches.lengths[order], 64)]
-    unk = float(np.mean(np.concatenate(docs) == UNK_ID))
-    return bag, batches.unsort(np.concatenate(pooled)), unk
+    for texts in text_sets:
+        docs = _encode(texts, vocab)
+        bag = np.stack([table[d].mean(0) if len(d) else np.zeros(table.shape[1])
+                        for d in docs])
+        batches = ClassificationBatches(docs, None, 64, shuffle=False)
+        order = batches.order()
+        pooled = [encode(tf.convert_to_tensor(batches.padded(order[rows]))).numpy()
+                  for rows in _similar_lengths(batches.lengths[order], 64)]
+        unk = float(np.mean(np.concatenate(docs) == UNK_ID))
+        yield bag, batches.unsort(np.concatenate(pooled)), unk
 
 
 def probe(train_x, train_y, test_x, test_y):
@@ -97,15 +100,13 @@ def main():
         write_task(task, args.data, folder)
         train = load_csv(os.path.join(folder, "train.tsv"))
         test = load_csv(os.path.join(folder, "test.tsv"), classes=train.classes)
-        train_texts, train_y, test_texts, test_y = train.texts, train.labels, test.texts, test.labels
         for lm in args.lms.split(","):
             run = lm.replace("{task}", task)
             start = time.perf_counter()
-            *train_x, unk = features(run, train_texts)
-            *test_x, _ = features(run, test_texts)
+            (*train_x, unk), (*test_x, _) = features(run, train.texts, test.texts)
             seconds = time.perf_counter() - start
             for name, x, xt in zip(("embedding", "concat_pool"), train_x, test_x):
-                cv_error, c, test_error = probe(x, train_y, xt, test_y)
+                cv_error, c, test_error = probe(x, train.labels, xt, test.labels)
                 results.setdefault(task, {}).setdefault(run, {})[name] = {
                     "cv_error": cv_error, "C": c, "test_error": test_error,
                     "train_xxunk": unk, "feature_seconds": seconds}
