@@ -13,7 +13,7 @@ fastai_text = pytest.importorskip("fastai.text.all")
 
 from ulmfit_tf.convert.fastai import (load_fastai_language_model, load_vocab_pkl,
                                       save_fastai_language_model)
-from ulmfit_tf.text import SPECIAL_TOKENS
+from ulmfit_tf.text import SPECIAL_TOKENS, Vocab, tokenize_corpus
 
 pytestmark = pytest.mark.fastai
 
@@ -129,12 +129,31 @@ def test_wt103_preset_downloads_converts_once_and_matches_fastai(tmp_path, monke
         config = json.load(f)
     assert config["backwards"] is True and config["hidden_dim"] == 24
     assert config["source_sha256"] == hashlib.sha256(upstream.read_bytes()).hexdigest()
+    # fastai's vocabularies come from spaCy's rules: every stage must use them.
+    assert Vocab.load(os.path.join(run, "vocab.txt")).split_contractions is True
     ours = load_model_file(os.path.join(run, "model.keras"))
     ids = np.random.default_rng(0).integers(0, 48, (3, 11)).astype(np.int32)
     ours.reset_states()
     assert np.abs(ours.predict(ids, verbose=0) - fastai_logits(model, ids)).max() <= 1e-4
     upstream.unlink()  # converted once: the cache serves it from now on
     assert resolve_preset("wt103-bwd") == run
+
+
+def test_contraction_rule_splits_as_fastai_does(trec, imdb_train):
+    """fastai (spaCy) makes "do n't", "it 's"; with `split_contractions` so do
+    we, in nearly every text, where without it almost none agree."""
+    suffixes = {"n't", "'s", "'re", "'ve", "'ll", "'m", "'d"}
+    texts = [t for t in trec[0].texts if "'" in t] + imdb_train.texts[:200]
+    theirs = [list(doc) for doc in fastai_text.tokenize_texts(texts, n_workers=1)]
+
+    def agreement(split_contractions):
+        ours = tokenize_corpus(texts, num_workers=1, split_contractions=split_contractions)
+        count = lambda doc: sorted(t for t in doc if t in suffixes)  # noqa: E731
+        return np.mean([count(a) == count(b) for a, b in zip(ours, theirs)])
+
+    assert sum(t in suffixes for doc in theirs for t in doc) > 1500
+    assert agreement(True) >= 0.97
+    assert agreement(False) < 0.4
 
 
 def test_fastai_archive_layout_errors(tmp_path):
@@ -159,10 +178,10 @@ def test_cli_stages_from_fastai_weights(data_dir, tmp_path, monkeypatch, capsys)
     from ulmfit_tf.cli import main
     from ulmfit_tf.convert import fastai as convert
     from ulmfit_tf.data import load_trec
-    from ulmfit_tf.text import Vocab, tokenize_corpus
-
-    words = Vocab.build(tokenize_corpus(load_trec("train", source=data_dir).texts[:500]),
-                        max_vocab=200, min_freq=2)
+    texts = load_trec("train", source=data_dir).texts[:500]
+    words = Vocab.build(tokenize_corpus(texts, split_contractions=True),
+                        max_vocab=200, min_freq=2, split_contractions=True)
+    assert "'s" in words.stoi
     model = fastai_lm(vocab_size=len(words), seed=5)
     itos = [t if not t.startswith("xxfake") else "xxfake" for t in words.itos]
     upstream = _published_archive(model, itos, tmp_path / "wt103-bwd.tgz", "wt103-bwd")
@@ -176,6 +195,9 @@ def test_cli_stages_from_fastai_weights(data_dir, tmp_path, monkeypatch, capsys)
         assert json.load(f)["backwards"] is True
     assert main(["train-classifier", "trec", "--lm", lm, "--data", data_dir, "--epochs", "1",
                  "--out", str(tmp_path / "clf"), "--batch-size", "64"]) == 0
+    for run in (lm, tmp_path / "clf"):  # spaCy's rules, carried through the stages
+        vocab = Vocab.load(os.path.join(run, "vocab.txt"))
+        assert vocab.split_contractions and "'s" in vocab.stoi
     weights, vocab_pkl = tmp_path / "lm.pth", tmp_path / "itos.pkl"
     torch.save(model.state_dict(), weights)
     with open(vocab_pkl, "wb") as f:

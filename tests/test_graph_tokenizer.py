@@ -1,3 +1,4 @@
+import collections
 import os
 import subprocess
 import sys
@@ -16,11 +17,16 @@ EDGE_CASES = [
     "the the the the. THE THE THE", "A I OK 1000000 ... !!!", "😀😀😀😀 🇫🇷🇫🇷", "e\u0301\u0301\u0301",
     "tab\tsep\rcr", "&lt;b&gt; &quot;q&quot; &#39;s &nbsp;x", "\\n literal", "xxbos xxmaj Already",
     "word " * 20_000, "nul\x00byte \x00\x00\x00 end\x00",
+    # Apostrophes, for the contraction rule: suffixes in every case and both
+    # apostrophes, quotes around words, stems that are empty or end in one.
+    "I don't think it's John's; DON'T! IT'S I'M I'm Don't can't won't ain't",
+    "'quoted' 'Don't' rock'n'roll's students' I'd've y’all it’s ’S N’T 90's",
+    "'s n't 'S ' '' 'x' xn't n'tn't don't don't don't o'clock ’’’s",
 ]
 
 
 def python_ids(texts, vocab):
-    return [vocab.encode(t).tolist() for t in tokenize_corpus(texts, num_workers=1)]
+    return [vocab.encode(t).tolist() for t in vocab.tokenize(texts, num_workers=1)]
 
 
 def graph_ids(texts, vocab, batch=512):
@@ -32,23 +38,33 @@ def graph_ids(texts, vocab, batch=512):
     return out
 
 
-@pytest.fixture(scope="module")
-def vocab(trec, imdb_train):
+@pytest.fixture(scope="module", params=[False, True], ids=["rules", "split_contractions"])
+def vocab(request, trec, imdb_train):
     rng = np.random.default_rng(0)
     sample = [imdb_train.texts[i] for i in rng.choice(len(imdb_train), 2000, replace=False)]
     texts = sample + trec[0].texts + trec[1].texts
-    return Vocab.build(tokenize_corpus(texts), min_freq=2), texts
+    if request.param:
+        # The rule only touches words with an apostrophe: the texts that have
+        # one, fewer of them to keep the test short.
+        texts = [t for t in sample[:250] + trec[0].texts if "'" in t]
+    tokens = tokenize_corpus(texts, split_contractions=request.param)
+    return Vocab.build(tokens, min_freq=1 if request.param else 2,
+                       split_contractions=request.param), texts
 
 
-def test_tokens_identical_on_real_and_edge_cases(vocab, trec):
+def test_tokens_identical_on_real_and_edge_cases(vocab):
     vocab, texts = vocab
     texts = texts + EDGE_CASES
-    assert len(texts) >= 2000 + len(trec[0]) + len(trec[1])
-    graph_tokens = [[w.decode() for w in row] for row in graph_tokenize(texts).to_list()]
-    python_tokens = tokenize_corpus(texts, num_workers=1)
+    assert len(texts) >= (1200 if vocab.split_contractions else 7500)
+    graph_tokens = [[w.decode() for w in row] for row in graph_tokenize(
+        texts, split_contractions=vocab.split_contractions).to_list()]
+    python_tokens = vocab.tokenize(texts, num_workers=1)
     mismatches = [i for i in range(len(texts)) if graph_tokens[i] != python_tokens[i]]
     assert not mismatches, [(texts[i][:60], python_tokens[i][:20], graph_tokens[i][:20])
                             for i in mismatches[:3]]
+    if vocab.split_contractions:  # the rule was exercised, not bypassed
+        counts = collections.Counter(t for doc in python_tokens for t in doc)
+        assert min(counts["n't"], counts["'s"], counts["'re"], counts["'m"]) > 10, counts
 
 
 def test_ids_identical(vocab):
@@ -96,9 +112,12 @@ def test_bad_arguments():
         GraphTokenizer(vocab)(tf.constant([1, 2]))
 
 
-def test_config_and_keras_save_round_trip(tmp_path):
-    vocab = Vocab.build([["hello", "world"]], min_freq=1)
+@pytest.mark.parametrize("split_contractions", [False, True])
+def test_config_and_keras_save_round_trip(tmp_path, split_contractions):
+    vocab = Vocab.build([["hello", "world", "do", "n't"]], min_freq=1,
+                        split_contractions=split_contractions)
     layer = GraphTokenizer(vocab, max_chars=100, output_length=5)
+    assert layer.split_contractions is split_contractions  # from the Vocab
     clone = GraphTokenizer.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     inputs = keras.Input(shape=(), dtype="string")
@@ -106,8 +125,20 @@ def test_config_and_keras_save_round_trip(tmp_path):
     path = str(tmp_path / "tok.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
-    x = tf.constant(["Hello world", "world world world world"])
+    x = tf.constant(["Hello world", "world world world world", "don't"])
     np.testing.assert_array_equal(loaded(x), model(x))
+    dont = vocab.encode(["xxbos", "do", "n't"]) if split_contractions else [2, 0, 0, 0]
+    np.testing.assert_array_equal(loaded(x)[2, :len(dont)], dont)
+
+
+def test_config_without_the_rule_reads_as_before():
+    """A layer saved before the rule existed has no `split_contractions`."""
+    config = GraphTokenizer(Vocab.build([["a"]], min_freq=1)).get_config()
+    del config["split_contractions"]
+    assert GraphTokenizer.from_config(config).split_contractions is False
+    with pytest.raises(TypeError, match="`split_contractions` must be None or a bool. "
+                                        "Received: 'yes'"):
+        GraphTokenizer(Vocab.build([["a"]], min_freq=1), split_contractions="yes")
 
 
 def test_savedmodel_runs_without_tensorflow_text(tmp_path):

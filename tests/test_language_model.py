@@ -155,6 +155,9 @@ def test_detokenize():
               "d", "xxwrep", "3", "no", "!"]
     assert detokenize(tokens) == "Hello NASA, so g ooo d no no no!"
     assert detokenize(["xxmaj", "xxmaj", "word", "xxup"]) == "Word"
+    # The contraction rule's tokens join their word again, capitals included.
+    assert detokenize(["xxmaj", "i", "do", "n't", "know", "if", "xxup", "it", "'s", "xxup",
+                       "ca", "n't", "it", "\u2019s"]) == "I don't know if IT'S CAN'T it\u2019s"
 
 
 @pytest.mark.slow

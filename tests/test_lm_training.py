@@ -77,6 +77,17 @@ def test_cli_prepare_pretrain_generate(data_dir, tmp_path, capsys):
                  "--samples", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()[-2:]
     assert all(line.startswith("What is the") for line in lines)
+    # The contraction rule is a property of the prepared corpus and of the
+    # model's vocabulary: mixing them is refused before any training.
+    spacy_like = str(tmp_path / "data2")
+    assert main(["prepare", "trec", "--data", data_dir, "--out", spacy_like, "--min-freq", "2",
+                 "--split-contractions"]) == 0
+    assert Vocab.load(os.path.join(spacy_like, "vocab.txt")).split_contractions
+    assert main(["pretrain", spacy_like, "--init-from", run, "--out", str(tmp_path / "x")]) == 2
+    assert "prepared with split_contractions=True" in capsys.readouterr().err
+    assert main(["pretrain", prepared, "--split-contractions", "--out", str(tmp_path / "x")]) == 2
+    assert "was prepared without it" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "x")
 
 
 def test_cli_errors(tmp_path, capsys):

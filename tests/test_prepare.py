@@ -16,14 +16,17 @@ from ulmfit_tf.text import Vocab, tokenize_corpus
 from ulmfit_tf.text.tokenizer import map_in_workers
 
 
-@pytest.mark.parametrize("num_workers", [1, 2])
-def test_streaming_prepare_equals_the_in_memory_one(trec, tmp_path, num_workers):
+@pytest.mark.parametrize("num_workers, split_contractions", [(1, False), (2, False), (2, True)])
+def test_streaming_prepare_equals_the_in_memory_one(trec, tmp_path, num_workers,
+                                                    split_contractions):
     texts = trec[0].texts[:1500]
     token_file, vocab, metrics = prepare_token_file(
         (t for t in texts), tmp_path / "tokens", max_vocab=500, min_freq=2,
-        num_workers=num_workers, chunk_size=100)
-    tokens = tokenize_corpus(texts, num_workers=1)
-    expected = Vocab.build(tokens, max_vocab=500, min_freq=2)
+        num_workers=num_workers, chunk_size=100, split_contractions=split_contractions)
+    tokens = tokenize_corpus(texts, num_workers=1, split_contractions=split_contractions)
+    expected = Vocab.build(tokens, max_vocab=500, min_freq=2,
+                           split_contractions=split_contractions)
+    assert ("'s" in vocab.stoi) is split_contractions
     assert vocab == expected and len(vocab) == 504  # 500 padded to a multiple of 8
     np.testing.assert_array_equal(token_file.ids, np.concatenate([expected.encode(t)
                                                                   for t in tokens]))

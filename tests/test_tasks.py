@@ -257,6 +257,32 @@ def test_language_model_adapt_fit_generate_save(questions, tmp_path):
         adapted.adapt(42)
 
 
+def test_contraction_rule_follows_the_vocabulary_through_the_tasks(questions, tmp_path):
+    """A vocabulary with spaCy's contraction rule (a converted fastai LM)
+    keeps it through `adapt`, the classifier, Keras saving and generation."""
+    texts, labels, classes = questions
+    texts = [t.replace(" 's", "'s") for t in texts]  # TREC's text is pre-tokenized
+    vocab = Vocab.build(tokenize_corpus(texts, num_workers=1, split_contractions=True),
+                        min_freq=2, split_contractions=True)
+    keras.utils.set_random_seed(0)
+    model = AWDLSTMLanguageModel(AWDLSTM(len(vocab), embedding_dim=16, hidden_dim=24,
+                                         num_layers=2))
+    model(np.full((1, 2), 2, np.int32))
+    general = LanguageModel(model, vocab)
+    adapted = general.adapt(texts + ["I don't know what it's called"] * 3, min_freq=1)
+    assert adapted.vocab.split_contractions and "n't" in adapted.vocab.stoi
+    path = str(tmp_path / "lm.keras")
+    adapted.save(path)
+    assert keras.saving.load_model(path).vocab == adapted.vocab
+    assert adapted.generate("Who doesn't", max_new_tokens=1).startswith("Who doesn't")
+    clf = TextClassifier.from_language_model(adapted, class_names=classes, seed=0)
+    assert clf.vocab == adapted.vocab
+    clf.save(str(tmp_path / "clf.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "clf.keras"))
+    ids = loaded.tokenizer(tf.constant(["what's it"]))[0].numpy().tolist()
+    assert ids == clf.vocab.encode(["xxbos", "what", "'s", "it"]).tolist()
+
+
 def test_finetune_lm_cli_and_api_train_the_same_weights(questions, tmp_path):
     texts, _, _ = questions
     general = tiny_language_model(texts[:150])

@@ -26,6 +26,36 @@ def test_rules(text, expected):
     assert tokenize(text) == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    # As fastai (spaCy's English rules): the suffix is a token; the case
+    # marker belongs to the whole word.
+    ("I don't know", ["i", "do", "n't", "know"]),
+    ("It's John's", ["xxmaj", "it", "'s", "xxmaj", "john", "'s"]),
+    ("we'll, they're; I've I'd I'm", ["we", "'ll", ",", "they", "'re", ";", "xxmaj", "i",
+                                      "'ve", "xxmaj", "i", "'d", "xxmaj", "i", "'m"]),
+    ("can't won't ain't", ["ca", "n't", "wo", "n't", "ai", "n't"]),
+    ("DON'T Don't IT'S", ["xxup", "do", "n't", "xxmaj", "do", "n't", "xxup", "it", "'s"]),
+    ("it\u2019s don\u2019t", ["it", "\u2019s", "do", "n\u2019t"]),  # typographic
+    # Other apostrophes are punctuation, as without the rule.
+    ("'quoted' rock'n'roll students'", ["'", "quoted", "'", "rock", "'", "n", "'", "roll",
+                                         "students", "'"]),
+    ("rock'n'roll's 's n't", ["rock", "'", "n", "'", "roll", "'s", "'s", "n't"]),
+    ("don't don't don't", ["do", "n't", "do", "n't", "do", "n't"]),
+    ("so''' 'sup", ["so", "xxrep", "3", "'", "'", "sup"]),
+])
+def test_contraction_rule(text, expected):
+    assert tokenize(text, split_contractions=True) == ["xxbos"] + expected
+
+
+def test_contraction_rule_in_workers_and_off_by_default(trec):
+    texts = [t for t in trec[0].texts if "'" in t][:400]
+    assert tokenize_corpus(texts, num_workers=2, chunk_size=50, split_contractions=True) == \
+        [tokenize(t, split_contractions=True) for t in texts]
+    plain = tokenize_corpus(texts, num_workers=2, chunk_size=50)
+    assert plain == [tokenize(t) for t in texts]
+    assert not any("n't" in doc or "'s" in doc for doc in plain)
+
+
 def test_utf8_bytes_accepted():
     assert tokenize("Café".encode()) == ["xxbos", "xxmaj", "café"]
 

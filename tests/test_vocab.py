@@ -45,6 +45,24 @@ def test_save_load_round_trip(tmp_path):
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp")]
 
 
+def test_contraction_rule_is_saved_with_the_vocabulary(tmp_path):
+    vocab = Vocab.build([["do", "n't", "#split_contractions"]], min_freq=1,
+                        split_contractions=True)
+    assert vocab != Vocab(vocab.itos)  # same tokens, other rules
+    path = tmp_path / "vocab.txt"
+    vocab.save(path)
+    assert path.read_text(encoding="utf-8").splitlines()[:2] == ["#split_contractions", "xxunk"]
+    loaded = Vocab.load(path)
+    assert loaded == vocab and loaded.split_contractions is True
+    assert "#split_contractions" in loaded.stoi  # a token of that name is still a token
+    # Files written before the rule existed have no header: the rule is off.
+    Vocab(vocab.itos).save(path)
+    assert path.read_text(encoding="utf-8").splitlines()[0] == "xxunk"
+    assert Vocab.load(path).split_contractions is False
+    with pytest.raises(TypeError, match="`split_contractions` must be a bool. Received: 1"):
+        Vocab(vocab.itos, split_contractions=1)
+
+
 @pytest.mark.parametrize("content, message", [
     ("", "must start with the special tokens"),
     ("\n".join(SPECIAL_TOKENS) + "\na\na\n", "duplicate tokens"),

@@ -18,7 +18,7 @@ def _prepare(args):
     from ulmfit_tf.corpus import iter_texts, read_texts
     from ulmfit_tf.data import TokenFile
     from ulmfit_tf.data.prepare import prepare_token_file
-    from ulmfit_tf.text import tokenize_corpus
+    from ulmfit_tf.text import Vocab, tokenize_corpus
     from ulmfit_tf.training.run_dir import write_config, write_json
     from ulmfit_tf.utils import atomic_directory
 
@@ -29,11 +29,12 @@ def _prepare(args):
             # SentencePiece trains on the whole corpus in memory.
             data = read_texts(args.corpus, source=args.data, encoding=args.encoding)
             start = time.time()
-            tokens = tokenize_corpus(data.texts, num_workers=args.workers, progress=True)
+            tokens = tokenize_corpus(data.texts, num_workers=args.workers, progress=True,
+                                     split_contractions=args.split_contractions)
             elapsed = time.time() - start
             n_tokens = sum(map(len, tokens))
             subwords = SubwordEncoder.train(tokens, args.subword_vocab)
-            vocab = subwords.vocab
+            vocab = Vocab(subwords.vocab.itos, args.split_contractions)
             subwords.save(os.path.join(tmp, "spm.model"))
             TokenFile.write(os.path.join(tmp, "tokens"), (subwords.encode(t) for t in tokens))
             metrics = {"documents": len(tokens), "tokens": n_tokens, "vocab_size": len(vocab),
@@ -43,7 +44,8 @@ def _prepare(args):
             texts = iter_texts(args.corpus, source=args.data, encoding=args.encoding)
             _, vocab, metrics = prepare_token_file(
                 texts, os.path.join(tmp, "tokens"), max_vocab=args.max_vocab,
-                min_freq=args.min_freq, num_workers=args.workers, progress=True)
+                min_freq=args.min_freq, num_workers=args.workers, progress=True,
+                split_contractions=args.split_contractions)
         vocab.save(os.path.join(tmp, "vocab.txt"))
         write_config(tmp, {k: v for k, v in vars(args).items() if k != "func"})
         write_json(os.path.join(tmp, "metrics.json"), metrics)
@@ -51,9 +53,10 @@ def _prepare(args):
 
 
 def _load_documents(corpus, data, max_vocab, min_freq, workers=None, encoding="utf-8",
-                    vocab=None):
+                    vocab=None, split_contractions=False):
     """(token id arrays, Vocab) from a `prepare` directory or a corpus name;
-    encoded with `vocab` when given (else one built from the corpus)."""
+    encoded with `vocab` (and its tokenizer rules) when given, else with one
+    built from the corpus."""
     from ulmfit_tf.corpus import read_texts
     from ulmfit_tf.data import TokenFile
     from ulmfit_tf.text import Vocab, tokenize_corpus
@@ -63,15 +66,27 @@ def _load_documents(corpus, data, max_vocab, min_freq, workers=None, encoding="u
         tokens = TokenFile(os.path.join(corpus, "tokens"))
         docs = [np.asarray(tokens.ids[a:b]) for a, b in
                 zip(tokens.offsets[:-1], tokens.offsets[1:])]
+        if vocab is None and split_contractions and not prepared.split_contractions:
+            raise ValueError(f"`--split-contractions` was given, but `corpus` {corpus!r} "
+                             "was prepared without it: prepare it with the flag.")
         if vocab is None or vocab == prepared:
             return docs, prepared
+        if vocab.split_contractions != prepared.split_contractions:
+            raise ValueError(
+                f"`corpus` {corpus!r} was prepared with split_contractions="
+                f"{prepared.split_contractions}, the model's vocabulary has "
+                f"{vocab.split_contractions}: prepare it again with the model's rules.")
         # Ids of the prepared vocabulary -> the same tokens' ids in `vocab`.
         mapping = np.array(vocab.encode(prepared.itos), np.int32)
         return [mapping[d] for d in docs], vocab
+    if vocab is not None:
+        split_contractions = vocab.split_contractions
     tokens = tokenize_corpus(read_texts(corpus, source=data, encoding=encoding).texts,
-                             num_workers=workers, progress=True)
+                             num_workers=workers, progress=True,
+                             split_contractions=split_contractions)
     if vocab is None:
-        vocab = Vocab.build(tokens, max_vocab=max_vocab, min_freq=min_freq)
+        vocab = Vocab.build(tokens, max_vocab=max_vocab, min_freq=min_freq,
+                            split_contractions=split_contractions)
     return [vocab.encode(t) for t in tokens], vocab
 
 
@@ -94,7 +109,8 @@ def _pretrain(args):
         schedule=args.schedule, optimizer=args.optimizer,
         valid_fraction=args.valid_fraction, backwards=args.backwards, seed=args.seed)
     docs, vocab = _load_documents(args.corpus, args.data, args.max_vocab, args.min_freq,
-                                  encoding=args.encoding, vocab=vocab)
+                                  encoding=args.encoding, vocab=vocab,
+                                  split_contractions=args.split_contractions)
     if args.max_tokens:
         # A seeded random choice of documents, so a cap samples every source.
         order = np.random.default_rng(args.seed).permutation(len(docs))
@@ -123,9 +139,7 @@ def _generate(args):
 
 
 def _encode(texts, vocab, workers=None):
-    from ulmfit_tf.text import tokenize_corpus
-
-    return [vocab.encode(t) for t in tokenize_corpus(texts, num_workers=workers, progress=True)]
+    return [vocab.encode(t) for t in vocab.tokenize(texts, num_workers=workers, progress=True)]
 
 
 def random_subset(texts, count, seed):
@@ -187,8 +201,10 @@ def _finetune_lm(args):
         texts += read_texts(corpus, source=args.data, encoding=args.encoding).texts
     if args.max_docs is not None:
         texts = random_subset(texts, args.max_docs, args.seed)
-    tokens = tokenize_corpus(texts, progress=True)
-    vocab = Vocab.build(tokens, max_vocab=args.max_vocab, min_freq=args.min_freq)
+    # The pretrained vocabulary's rules, so its tokens keep their rows.
+    tokens = old_vocab.tokenize(texts, progress=True)
+    vocab = Vocab.build(tokens, max_vocab=args.max_vocab, min_freq=args.min_freq,
+                        split_contractions=old_vocab.split_contractions)
     model, new_tokens = remap_language_model(pretrained, old_vocab, vocab,
                                              drop_mult=args.drop_mult)
     print(f"target vocabulary: {len(vocab)} tokens, {new_tokens} new to the pretrained model")
@@ -504,6 +520,13 @@ def _add_encoding_flag(parser):
                         help="encoding of .csv/.tsv/.txt corpora (e.g. latin-1, cp1252)")
 
 
+def _add_contractions_flag(parser):
+    parser.add_argument(
+        "--split-contractions", action="store_true",
+        help="split English contractions as spaCy and fastai do (don't -> do n't); "
+             "recorded in the vocabulary, which every later stage follows")
+
+
 def _add_strategy_flag(parser):
     parser.add_argument(
         "--strategy", choices=["default", "mirrored", "multi_worker"], default="default",
@@ -529,6 +552,7 @@ def build_parser():
     p.add_argument("--subword-vocab", type=int, default=None,
                    help="SentencePiece subwords of this vocabulary size instead of words "
                         "(for pretraining; exports need tensorflow-text in the server)")
+    _add_contractions_flag(p)
     p.set_defaults(func=_prepare)
 
     p = sub.add_parser("pretrain", help="train an AWD-LSTM language model (ULMFiT stage 1)")
@@ -556,9 +580,10 @@ def build_parser():
     p.add_argument("--max-vocab", type=int, default=60000)
     p.add_argument("--min-freq", type=int, default=3)
     p.add_argument("--backwards", action="store_true", help="train a backward LM")
+    _add_contractions_flag(p)
     p.add_argument("--init-from", default=None,
-                   help="a language-model run (or preset) to continue training: its sizes "
-                        "and vocabulary are kept")
+                   help="a language-model run (or preset) to continue training: its sizes, "
+                        "vocabulary and tokenizer rules are kept")
     p.add_argument("--seed", type=int, default=0)
     _add_strategy_flag(p)
     p.set_defaults(func=_pretrain)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import keras_hub
+import regex
 import tensorflow as tf
 
 from ulmfit_tf.text import rules, tokenize
@@ -75,6 +76,10 @@ def generate_ids(language_model, prompts, max_new_tokens, sampler, stop_at_new_d
     return results
 
 
+_SUFFIX = regex.compile(rules.CONTRACTION_SUFFIX)
+_SPACED_NT = regex.compile(" ((?i:n[" + rules.APOSTROPHES + "]t))")
+
+
 def detokenize(tokens):
     """Readable text from ULMFiT tokens (undoes xxmaj, xxup, xxrep, xxwrep)."""
     words, i = [], 0
@@ -96,13 +101,17 @@ def detokenize(tokens):
                 continue
             words.append(nxt.capitalize() if token == rules.TK_MAJ else nxt.upper())
             i += 2
+            # "xxup do n't" was one word, DON'T.
+            if token == rules.TK_UP and i < len(tokens) and _SUFFIX.fullmatch(tokens[i]):
+                words.append(tokens[i].upper())
+                i += 1
             continue
         words.append(token)
         i += 1
     text = " ".join(words)
-    for punct in (".", ",", "!", "?", ";", ":", ")", "'"):
+    for punct in (".", ",", "!", "?", ";", ":", ")", "'", "\u2019"):
         text = text.replace(" " + punct, punct)
-    return text.replace("( ", "(")
+    return _SPACED_NT.sub(r"\1", text.replace("( ", "("))
 
 
 def generate(language_model, vocab, prompt, max_new_tokens=50, sampler="top_k", **sampler_args):
@@ -114,6 +123,7 @@ def generate(language_model, vocab, prompt, max_new_tokens=50, sampler="top_k", 
                          f"{language_model.encoder.vocabulary_size}.")
     if isinstance(sampler, str):
         sampler = make_sampler(sampler, **sampler_args)
-    ids = generate_ids(language_model, [vocab.encode(tokenize(prompt))], max_new_tokens, sampler,
+    tokens = tokenize(prompt, vocab.split_contractions)
+    ids = generate_ids(language_model, [vocab.encode(tokens)], max_new_tokens, sampler,
                        vocab_itos=vocab.itos)
     return detokenize(vocab.decode(ids[0]))

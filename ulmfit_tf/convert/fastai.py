@@ -65,7 +65,8 @@ def load_vocab_pkl(path):
         if token == "xxfake":
             token, fake = f"xxfake{fake}", fake + 1
         renamed.append(token)
-    return Vocab(renamed)
+    # fastai tokenizes with spaCy, which splits "don't" into "do n't".
+    return Vocab(renamed, split_contractions=True)
 
 
 def save_vocab_pkl(vocab, path):

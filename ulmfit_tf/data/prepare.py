@@ -12,6 +12,7 @@ Memory holds the distinct tokens, their counts and a few chunks, whatever
 the corpus' length.
 """
 
+import functools
 import itertools
 import os
 import resource
@@ -43,7 +44,7 @@ def _chunks(texts, chunk_size):
 
 
 def prepare_token_file(texts, path, max_vocab=60000, min_freq=3, num_workers=None,
-                       chunk_size=1000, progress=False):
+                       chunk_size=1000, progress=False, split_contractions=False):
     """Tokenizes `texts` into a `TokenFile` at `path` with a vocabulary built
     from them, holding only a few chunks of the corpus in memory.
 
@@ -57,6 +58,8 @@ def prepare_token_file(texts, path, max_vocab=60000, min_freq=3, num_workers=Non
             corpus is a single chunk.
         chunk_size: texts sent to a worker at a time.
         progress: show a progress bar (documents).
+        split_contractions: the tokenizer's contraction rule (`tokenize`),
+            recorded in the vocabulary.
 
     Returns:
         (`TokenFile`, `Vocab`, metrics dict: documents, tokens, distinct
@@ -78,7 +81,9 @@ def prepare_token_file(texts, path, max_vocab=60000, min_freq=3, num_workers=Non
 
     def provisional_docs():
         nonlocal counts
-        tokenized = map_in_workers(_tokenize_chunk, itertools.chain(first, chunks), num_workers)
+        tokenize_chunk = functools.partial(_tokenize_chunk,
+                                           split_contractions=split_contractions)
+        tokenized = map_in_workers(tokenize_chunk, itertools.chain(first, chunks), num_workers)
         for chunk in tokenized:
             docs = []
             for tokens in chunk:
@@ -98,7 +103,8 @@ def prepare_token_file(texts, path, max_vocab=60000, min_freq=3, num_workers=Non
     bar.close()
     tokens = list(provisional_ids)  # in provisional id order
     vocab = Vocab.from_counts(dict(zip(tokens, counts[:len(tokens)].tolist())),
-                              max_vocab=max_vocab, min_freq=min_freq)
+                              max_vocab=max_vocab, min_freq=min_freq,
+                              split_contractions=split_contractions)
     mapping = np.array(vocab.encode(tokens), np.int32)
     with atomic_write(path + ".ids", "wb") as f:
         for begin in range(0, provisional.num_tokens, _REMAP_BLOCK):

@@ -39,12 +39,28 @@ def _split_words(text):
     return tf.ragged.boolean_mask(words, tf.not_equal(words, ""))
 
 
-def graph_tokenize(text, max_chars=None):
+def _split_contractions(words, nrows):
+    """The Python `_split_contractions` on each word: apostrophes split off,
+    but for a contraction suffix, which stays on its word. RE2 has no
+    look-around, so the stem and the suffix are cut apart first, each word on
+    its own."""
+    values, row_ids = words.flat_values, words.value_rowids()
+    pattern = rules.CONTRACTION
+    has_suffix = tf.strings.regex_full_match(values, pattern)
+    stem = tf.where(has_suffix, tf.strings.regex_replace(values, pattern, r"\1"), values)
+    suffix = tf.where(has_suffix, tf.strings.regex_replace(values, pattern, r"\2"), "")
+    stem = tf.strings.regex_replace(stem, rules.APOSTROPHE, r" \1 ")
+    pieces = tf.strings.join([stem, suffix, " "])
+    return _split_words(_join_rows(pieces, row_ids, nrows))
+
+
+def graph_tokenize(text, max_chars=None, split_contractions=False):
     """ULMFiT tokens of a batch of strings, as a `tf.RaggedTensor` [B, None].
 
     Invalid UTF-8 bytes become U+FFFD instead of failing, so a server never
     crashes on them. `max_chars` keeps only the first `max_chars` characters
-    of each text, bounding memory per request.
+    of each text, bounding memory per request. `split_contractions`: as the
+    Python `tokenize`.
     """
     text = tf.convert_to_tensor(text, tf.string)
     nrows = tf.shape(text, out_type=tf.int64)[0]
@@ -71,13 +87,19 @@ def graph_tokenize(text, max_chars=None):
     pieces = tf.where(repeated, tf.where(starts, marker, ""), values)
     text = _join_rows(pieces, row_ids, nrows)
 
-    text = tf.strings.regex_replace(text, rules.PUNCTUATION, r" \1 ")
-    words = _split_words(text)
+    if split_contractions:
+        text = tf.strings.regex_replace(text, rules.PUNCTUATION_BUT_APOSTROPHES, r" \1 ")
+        words = _split_contractions(_split_words(text), nrows)
+    else:
+        text = tf.strings.regex_replace(text, rules.PUNCTUATION, r" \1 ")
+        words = _split_words(text)
 
     # xxwrep on words, then case markers, then lower case.
     values, row_ids = words.flat_values, words.value_rowids()
     starts, lengths = _runs(values, row_ids)
     lower = tf.strings.lower(values, encoding="utf-8")
+    if split_contractions:
+        lower = tf.strings.regex_replace(lower, rules.SUFFIX_AT_END, r" \1")
     cased = tf.where(
         tf.strings.regex_full_match(values, rules.ALL_CAPS),
         tf.strings.join([f"{rules.TK_UP} ", lower]),
@@ -105,22 +127,24 @@ class GraphTokenizer(keras.layers.Layer):
         output_length: None returns a `tf.RaggedTensor` of ids; an int returns
             a dense [B, output_length] tensor, right-padded with ``xxpad``
             (1) and truncated to the first `output_length` tokens.
+        split_contractions: the contraction rule of `ulmfit_tf.text.rules`;
+            default: the `Vocab`'s setting (off for a list or a path to a
+            file without it).
 
     Call arguments:
         inputs: string tensor of shape [B] (or a scalar).
     """
 
-    def __init__(self, vocabulary, max_chars=None, output_length=None, **kwargs):
+    def __init__(self, vocabulary, max_chars=None, output_length=None,
+                 split_contractions=None, **kwargs):
         kwargs.setdefault("trainable", False)
         kwargs.setdefault("dtype", "int32")
         super().__init__(**kwargs)
-        if isinstance(vocabulary, Vocab):
-            itos = vocabulary.itos
-        elif isinstance(vocabulary, (list, tuple)):
-            itos = Vocab(vocabulary).itos
+        if isinstance(vocabulary, (list, tuple)):
+            vocabulary = Vocab(vocabulary)
         elif isinstance(vocabulary, str):
-            itos = Vocab.load(vocabulary).itos
-        else:
+            vocabulary = Vocab.load(vocabulary)
+        elif not isinstance(vocabulary, Vocab):
             raise TypeError(
                 "`vocabulary` must be a Vocab, a list of tokens or a path. "
                 f"Received: {vocabulary!r} of type {type(vocabulary).__name__}")
@@ -128,7 +152,13 @@ class GraphTokenizer(keras.layers.Layer):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"`{name}` must be None or an int >= 1. "
                                  f"Received: {value!r}")
-        self.itos = list(itos)
+        if split_contractions is None:
+            split_contractions = vocabulary.split_contractions
+        if not isinstance(split_contractions, bool):
+            raise TypeError("`split_contractions` must be None or a bool. "
+                            f"Received: {split_contractions!r}")
+        self.itos = list(vocabulary.itos)
+        self.split_contractions = split_contractions
         self.max_chars = max_chars
         self.output_length = output_length
         self._table = tf.lookup.StaticHashTable(
@@ -149,7 +179,7 @@ class GraphTokenizer(keras.layers.Layer):
         scalar = inputs.shape.rank == 0
         if scalar:
             inputs = inputs[tf.newaxis]
-        tokens = graph_tokenize(inputs, self.max_chars)
+        tokens = graph_tokenize(inputs, self.max_chars, self.split_contractions)
         ids = tf.ragged.map_flat_values(self._table.lookup, tokens)
         if self.output_length is not None:
             ids = ids[:, : self.output_length].to_tensor(
@@ -164,5 +194,6 @@ class GraphTokenizer(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(vocabulary=self.itos, max_chars=self.max_chars,
-                      output_length=self.output_length)
+                      output_length=self.output_length,
+                      split_contractions=self.split_contractions)
         return config

@@ -1,6 +1,7 @@
 """Python ULMFiT tokenizer for data preparation (twin of `GraphTokenizer`)."""
 
 import contextlib
+import functools
 import os
 import pickle
 import queue
@@ -17,6 +18,9 @@ from ulmfit_tf.text import rules
 
 _REPEATED_CHAR = regex.compile("(" + rules.NOT_WHITESPACE_CLASS + r")\1{2,}")
 _PUNCTUATION = regex.compile(rules.PUNCTUATION)
+_PUNCTUATION_BUT_APOSTROPHES = regex.compile(rules.PUNCTUATION_BUT_APOSTROPHES)
+_APOSTROPHE = regex.compile(rules.APOSTROPHE)
+_CONTRACTION = regex.compile(rules.CONTRACTION)
 _WHITESPACE_RUN = regex.compile(rules.WHITESPACE_RUN)
 _WORD = regex.compile(rules.WORD)
 _ALL_CAPS = regex.compile(rules.ALL_CAPS)
@@ -45,7 +49,7 @@ def _check_text(text, arg_name):
     return text
 
 
-def tokenize(text):
+def tokenize(text, split_contractions=False):
     """Tokenizes one text with the ULMFiT rules of `ulmfit_tf.text.rules`.
 
     Empty and whitespace-only texts give ``["xxbos"]``: the model then sees
@@ -53,6 +57,9 @@ def tokenize(text):
 
     Args:
         text: a `str`, or `bytes` holding UTF-8.
+        split_contractions: split English contractions as spaCy does
+            (``don't`` -> ``do n't``); a vocabulary's `split_contractions`
+            says which rules its ids were made with.
 
     Returns:
         A list of tokens, starting with ``"xxbos"``.
@@ -62,8 +69,12 @@ def tokenize(text):
         if literal in text:
             text = text.replace(literal, replacement)
     text = _REPEATED_CHAR.sub(_replace_rep, text)
-    text = _PUNCTUATION.sub(r" \1 ", text)
-    words = [w for w in _WHITESPACE_RUN.split(text) if w]
+    if split_contractions:
+        text = _PUNCTUATION_BUT_APOSTROPHES.sub(r" \1 ", text)
+        words = _split_contractions(w for w in _WHITESPACE_RUN.split(text) if w)
+    else:
+        text = _PUNCTUATION.sub(r" \1 ", text)
+        words = [w for w in _WHITESPACE_RUN.split(text) if w]
 
     tokens = [rules.BOS]
     i, n = 0, len(words)
@@ -80,7 +91,36 @@ def tokenize(text):
             for _ in range(count):
                 _append_cased(tokens, word)
         i = j
+    if split_contractions:
+        tokens = _split_suffixes(tokens)
     return tokens
+
+
+def _has_apostrophe(word):
+    return "'" in word or "\u2019" in word
+
+
+def _split_contractions(words):
+    out = []
+    for word in words:
+        if not _has_apostrophe(word):
+            out.append(word)
+            continue
+        match = _CONTRACTION.fullmatch(word)
+        stem, suffix = match.groups() if match else (word, "")
+        out += [w for w in (_APOSTROPHE.sub(r" \1 ", stem) + suffix).split(" ") if w]
+    return out
+
+
+def _split_suffixes(tokens):
+    out = []
+    for token in tokens:
+        match = _has_apostrophe(token) and _CONTRACTION.fullmatch(token)
+        if match:
+            out += [t for t in match.groups() if t]
+        else:
+            out.append(token)
+    return out
 
 
 def _append_cased(tokens, word):
@@ -93,11 +133,12 @@ def _append_cased(tokens, word):
     tokens.append(word.lower())
 
 
-def _tokenize_chunk(texts):
-    return [tokenize(t) for t in texts]
+def _tokenize_chunk(texts, split_contractions=False):
+    return [tokenize(t, split_contractions) for t in texts]
 
 
-def tokenize_corpus(texts, num_workers=None, chunk_size=1000, progress=False):
+def tokenize_corpus(texts, num_workers=None, chunk_size=1000, progress=False,
+                    split_contractions=False):
     """Tokenizes many texts, in several processes when there are many.
 
     Workers are new Python processes that import only the tokenizer: never
@@ -113,6 +154,7 @@ def tokenize_corpus(texts, num_workers=None, chunk_size=1000, progress=False):
             ``chunk_size`` texts, else 1 (a pool costs more than it saves).
         chunk_size: texts sent to a worker at a time.
         progress: show a progress bar.
+        split_contractions: as `tokenize`.
 
     Returns:
         A list of token lists, in the order of ``texts``.
@@ -131,7 +173,8 @@ def tokenize_corpus(texts, num_workers=None, chunk_size=1000, progress=False):
     chunks = [texts[i:i + chunk_size] for i in range(0, len(texts), chunk_size)]
     bar = _progress_bar(len(texts), "tokenizing", progress)
     out = []
-    for result in map_in_workers(_tokenize_chunk, chunks, min(num_workers, len(chunks))):
+    tokenize_chunk = functools.partial(_tokenize_chunk, split_contractions=split_contractions)
+    for result in map_in_workers(tokenize_chunk, chunks, min(num_workers, len(chunks))):
         out.extend(result)
         bar.update(len(result))
     bar.close()
@@ -141,7 +184,7 @@ def tokenize_corpus(texts, num_workers=None, chunk_size=1000, progress=False):
 def map_in_workers(function, items, num_workers, max_pending=None):
     """``map(function, items)`` in `num_workers` worker processes (in this
     process for one), results in order. `function` must be a module-level
-    function of a module that does not import TensorFlow; items and results
+    function (or a `functools.partial` of one) of a module that does not import TensorFlow; items and results
     travel pickled. `items` may be a generator: it is read as workers need
     items, and at most `max_pending` (default 4 per worker) are taken but
     not yet yielded, so a corpus larger than memory streams through."""

@@ -9,6 +9,10 @@ from ulmfit_tf.text import rules
 from ulmfit_tf.utils import atomic_write
 
 
+# A token cannot be it: the first token is always xxunk.
+_CONTRACTIONS_HEADER = "#split_contractions"
+
+
 def _check_sizes(max_vocab, min_freq):
     if not isinstance(max_vocab, int) or max_vocab <= len(rules.SPECIAL_TOKENS):
         raise ValueError(f"`max_vocab` must be an int > {len(rules.SPECIAL_TOKENS)}. "
@@ -26,12 +30,22 @@ class Vocab:
     corpus), then filler tokens ``xxfake<i>`` up to a multiple of 8 (tensor
     cores want embedding sizes that are multiples of 8).
 
+    The vocabulary also records the tokenizer rules its tokens come from:
+    `split_contractions` (see `ulmfit_tf.text.rules`). Every stage tokenizes
+    with its vocabulary's rules, so a run keeps the ids it was trained on.
+
     Args:
         itos: the list of tokens, index = id. Must start with the special
             tokens and hold no duplicates.
+        split_contractions: whether the tokens come from the contraction
+            rule (``don't`` -> ``do n't``, as spaCy and fastai).
     """
 
-    def __init__(self, itos):
+    def __init__(self, itos, split_contractions=False):
+        if not isinstance(split_contractions, bool):
+            raise TypeError("`split_contractions` must be a bool. "
+                            f"Received: {split_contractions!r}")
+        self.split_contractions = split_contractions
         itos = list(itos)
         if tuple(itos[: len(rules.SPECIAL_TOKENS)]) != rules.SPECIAL_TOKENS:
             raise ValueError(
@@ -51,7 +65,7 @@ class Vocab:
             raise ValueError(f"`itos` holds duplicate tokens: {dupes[:10]}")
 
     @classmethod
-    def build(cls, token_lists, max_vocab=60000, min_freq=3):
+    def build(cls, token_lists, max_vocab=60000, min_freq=3, split_contractions=False):
         """Builds a vocabulary from tokenized documents.
 
         Args:
@@ -59,6 +73,7 @@ class Vocab:
             max_vocab: most tokens kept, special tokens included (as fastai),
                 before padding to a multiple of 8.
             min_freq: least count for a token to be kept.
+            split_contractions: the rule `token_lists` were tokenized with.
         """
         _check_sizes(max_vocab, min_freq)
         counts = collections.Counter()
@@ -69,10 +84,10 @@ class Vocab:
         if n_docs == 0:
             raise ValueError("`token_lists` is empty: cannot build a vocabulary "
                              "from an empty corpus.")
-        return cls.from_counts(counts, max_vocab, min_freq)
+        return cls.from_counts(counts, max_vocab, min_freq, split_contractions)
 
     @classmethod
-    def from_counts(cls, counts, max_vocab=60000, min_freq=3):
+    def from_counts(cls, counts, max_vocab=60000, min_freq=3, split_contractions=False):
         """`build` from a mapping of token -> count (special tokens ignored)."""
         _check_sizes(max_vocab, min_freq)
         special = set(rules.SPECIAL_TOKENS)
@@ -83,13 +98,21 @@ class Vocab:
         itos = list(rules.SPECIAL_TOKENS) + ranked
         itos = itos[:max_vocab]
         itos += [f"xxfake{i}" for i in range(-len(itos) % 8)]
-        return cls(itos)
+        return cls(itos, split_contractions)
 
     def __len__(self):
         return len(self.itos)
 
     def __eq__(self, other):
-        return isinstance(other, Vocab) and self.itos == other.itos
+        return (isinstance(other, Vocab) and self.itos == other.itos
+                and self.split_contractions == other.split_contractions)
+
+    def tokenize(self, texts, num_workers=None, progress=False):
+        """`tokenize_corpus` with this vocabulary's rules."""
+        from ulmfit_tf.text.tokenizer import tokenize_corpus
+
+        return tokenize_corpus(texts, num_workers=num_workers, progress=progress,
+                               split_contractions=self.split_contractions)
 
     def encode(self, tokens):
         """Token list -> int32 array; unknown tokens get ``xxunk`` (0)."""
@@ -108,9 +131,12 @@ class Vocab:
         return out
 
     def save(self, path):
-        """Writes one token per line (UTF-8), atomically."""
+        """Writes one token per line (UTF-8), atomically, after a header line
+        ``#split_contractions`` when the rule is on (files without it, all
+        those written before the rule existed, read as off)."""
+        lines = ([_CONTRACTIONS_HEADER] if self.split_contractions else []) + self.itos
         with atomic_write(path, "w") as f:
-            f.write("\n".join(self.itos) + "\n")
+            f.write("\n".join(lines) + "\n")
 
     @classmethod
     def load(cls, path):
@@ -128,7 +154,8 @@ class Vocab:
         itos = text.split("\n")
         if itos and itos[-1] == "":
             itos.pop()
+        split_contractions = bool(itos) and itos[0] == _CONTRACTIONS_HEADER
         try:
-            return cls(itos)
+            return cls(itos[split_contractions:], split_contractions)
         except ValueError as e:
             raise ValueError(f"Malformed vocabulary file {path!r}: {e}") from None
