@@ -33,7 +33,7 @@ def main():
         text = f.read()
     articles = [a for a in re.split(r"\n (?== [^=])", text) if a.strip()]
     vocab = Vocab.load(os.path.join(args.run, "vocab.txt"))
-    docs = [vocab.encode(t) for t in vocab.tokenize(articles)]
+    docs = vocab.encode_texts(articles)
     ids = np.concatenate(docs)
     model = keras.saving.load_model(os.path.join(args.run, "model.keras"), compile=False)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))

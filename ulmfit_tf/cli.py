@@ -34,7 +34,7 @@ def _prepare(args):
             elapsed = time.time() - start
             n_tokens = sum(map(len, tokens))
             subwords = SubwordEncoder.train(tokens, args.subword_vocab)
-            vocab = Vocab(subwords.vocab.itos, args.split_contractions)
+            vocab = Vocab(subwords.vocab.itos, args.split_contractions, subwords.proto)
             subwords.save(os.path.join(tmp, "spm.model"))
             TokenFile.write(os.path.join(tmp, "tokens"), (subwords.encode(t) for t in tokens))
             metrics = {"documents": len(tokens), "tokens": n_tokens, "vocab_size": len(vocab),
@@ -76,17 +76,19 @@ def _load_documents(corpus, data, max_vocab, min_freq, workers=None, encoding="u
                 f"`corpus` {corpus!r} was prepared with split_contractions="
                 f"{prepared.split_contractions}, the model's vocabulary has "
                 f"{vocab.split_contractions}: prepare it again with the model's rules.")
+        if vocab.sentencepiece is not None or prepared.sentencepiece is not None:
+            raise ValueError(f"`corpus` {corpus!r} was prepared with other subwords than "
+                             "the model's: its ids cannot be mapped to the model's.")
         # Ids of the prepared vocabulary -> the same tokens' ids in `vocab`.
         mapping = np.array(vocab.encode(prepared.itos), np.int32)
         return [mapping[d] for d in docs], vocab
+    texts = read_texts(corpus, source=data, encoding=encoding).texts
     if vocab is not None:
-        split_contractions = vocab.split_contractions
-    tokens = tokenize_corpus(read_texts(corpus, source=data, encoding=encoding).texts,
-                             num_workers=workers, progress=True,
+        return vocab.encode_texts(texts, num_workers=workers, progress=True), vocab
+    tokens = tokenize_corpus(texts, num_workers=workers, progress=True,
                              split_contractions=split_contractions)
-    if vocab is None:
-        vocab = Vocab.build(tokens, max_vocab=max_vocab, min_freq=min_freq,
-                            split_contractions=split_contractions)
+    vocab = Vocab.build(tokens, max_vocab=max_vocab, min_freq=min_freq,
+                        split_contractions=split_contractions)
     return [vocab.encode(t) for t in tokens], vocab
 
 
@@ -139,7 +141,7 @@ def _generate(args):
 
 
 def _encode(texts, vocab, workers=None):
-    return [vocab.encode(t) for t in vocab.tokenize(texts, num_workers=workers, progress=True)]
+    return vocab.encode_texts(texts, num_workers=workers, progress=True)
 
 
 def random_subset(texts, count, seed):
@@ -201,10 +203,15 @@ def _finetune_lm(args):
         texts += read_texts(corpus, source=args.data, encoding=args.encoding).texts
     if args.max_docs is not None:
         texts = random_subset(texts, args.max_docs, args.seed)
-    # The pretrained vocabulary's rules, so its tokens keep their rows.
-    tokens = old_vocab.tokenize(texts, progress=True)
-    vocab = Vocab.build(tokens, max_vocab=args.max_vocab, min_freq=args.min_freq,
-                        split_contractions=old_vocab.split_contractions)
+    if old_vocab.sentencepiece is None:
+        # The pretrained vocabulary's rules, so its tokens keep their rows.
+        tokens = old_vocab.tokenize(texts, progress=True)
+        vocab = Vocab.build(tokens, max_vocab=args.max_vocab, min_freq=args.min_freq,
+                            split_contractions=old_vocab.split_contractions)
+        docs = [vocab.encode(t) for t in tokens]
+    else:  # subwords spell every word: the vocabulary stays the model's
+        vocab = old_vocab
+        docs = vocab.encode_texts(texts, progress=True)
     model, new_tokens = remap_language_model(pretrained, old_vocab, vocab,
                                              drop_mult=args.drop_mult)
     print(f"target vocabulary: {len(vocab)} tokens, {new_tokens} new to the pretrained model")
@@ -214,8 +221,7 @@ def _finetune_lm(args):
         valid_fraction=args.valid_fraction,
         backwards=args.backwards or backwards, seed=args.seed,
         **({} if args.freeze_epochs is None else {"freeze_epochs": args.freeze_epochs}))
-    train, valid = split_documents([vocab.encode(t) for t in tokens], config.valid_fraction,
-                                   config.seed)
+    train, valid = split_documents(docs, config.valid_fraction, config.seed)
     _, summary = train_language_model(train, valid, vocab, config, args.out, model=model,
                                       verbose=1 if sys.stdout.isatty() else 2)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
@@ -419,7 +425,8 @@ def _export(args):
             if list(other) != list(classes):
                 raise ValueError(f"The runs to average must share their classes: "
                                  f"{args.runs[0]!r} has {list(classes)}, {run!r} has {list(other)}.")
-        path = export_classifier([m for m, *_ in loaded], [v for _, v, *_ in loaded], classes,
+        vocabs = [v for _, v, *_ in loaded]
+        path = export_classifier([m for m, *_ in loaded], vocabs, classes,
                                  args.out, backwards=[c.get("backwards", False)
                                                       for *_, c in loaded], **limits)
     else:
@@ -430,6 +437,12 @@ def _export(args):
         config = _read_run_config(args.runs[0])
         path = export_language_model(model, vocab, args.out, backwards=config.get(
             "backwards", False), keep_special_tokens=args.keep_special_tokens, **limits)
+        vocabs = [vocab]
+    if any(v.sentencepiece is not None for v in vocabs):
+        print("note: this model reads subwords with keras-hub's SentencePieceTokenizer, a "
+              "tensorflow-text op: the server needs tensorflow-text (TF Serving: a build "
+              "with its ops; Python: `import tensorflow_text` before loading). "
+              "docs/SERVING.md, Subwords.", file=sys.stderr)
     print(json.dumps({"saved_model": path}))
 
 

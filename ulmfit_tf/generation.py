@@ -5,7 +5,7 @@ import keras_hub
 import regex
 import tensorflow as tf
 
-from ulmfit_tf.text import rules, tokenize
+from ulmfit_tf.text import rules
 
 SAMPLERS = ("greedy", "top_k", "top_p", "random")
 
@@ -77,6 +77,7 @@ def generate_ids(language_model, prompts, max_new_tokens, sampler, stop_at_new_d
 
 
 _SUFFIX = regex.compile(rules.CONTRACTION_SUFFIX)
+_WORD_START = "\u2581"  # SentencePiece's mark for a piece that starts a word
 _SPACED_NT = regex.compile(" ((?i:n[" + rules.APOSTROPHES + "]t))")
 
 
@@ -123,7 +124,9 @@ def generate(language_model, vocab, prompt, max_new_tokens=50, sampler="top_k", 
                          f"{language_model.encoder.vocabulary_size}.")
     if isinstance(sampler, str):
         sampler = make_sampler(sampler, **sampler_args)
-    tokens = tokenize(prompt, vocab.split_contractions)
-    ids = generate_ids(language_model, [vocab.encode(tokens)], max_new_tokens, sampler,
-                       vocab_itos=vocab.itos)
-    return detokenize(vocab.decode(ids[0]))
+    ids = generate_ids(language_model, vocab.encode_texts([prompt], num_workers=1),
+                       max_new_tokens, sampler, vocab_itos=vocab.itos)
+    tokens = vocab.decode(ids[0])
+    if vocab.sentencepiece is not None:  # pieces -> the rule tokens they spell
+        tokens = "".join(tokens).replace(_WORD_START, " ").split()
+    return detokenize(tokens)

@@ -33,19 +33,21 @@ class LanguageModel(keras.Model):
         language_model: an `AWDLSTMLanguageModel`.
         vocabulary: its `Vocab`, a list of tokens or a vocab file.
         backwards: the model reads texts right to left.
-        split_contractions: the tokenizer's contraction rule; default: the
-            `Vocab`'s (off for a list of tokens).
+        split_contractions, sentencepiece: the tokenizer's contraction rule
+            and subword model; default: the `Vocab`'s (off and None for a
+            list of tokens).
     """
 
     def __init__(self, language_model, vocabulary, backwards=False, split_contractions=None,
-                 **kwargs):
+                 sentencepiece=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(language_model, AWDLSTMLanguageModel):
             raise TypeError(f"`language_model` must be an AWDLSTMLanguageModel. Received: "
                             f"{language_model!r}")
         self.language_model = language_model
         self.tokenizer = GraphTokenizer(as_vocab(vocabulary), name="tokenizer",
-                                        split_contractions=split_contractions)
+                                        split_contractions=split_contractions,
+                                        sentencepiece=sentencepiece)
         if self.tokenizer.vocabulary_size != language_model.encoder.vocabulary_size:
             raise ValueError(f"`vocabulary` has {self.tokenizer.vocabulary_size} tokens, the "
                              f"model's embedding {language_model.encoder.vocabulary_size}.")
@@ -69,7 +71,8 @@ class LanguageModel(keras.Model):
 
     @property
     def vocab(self):
-        return Vocab(self.tokenizer.itos, self.tokenizer.split_contractions)
+        return Vocab(self.tokenizer.itos, self.tokenizer.split_contractions,
+                     self.tokenizer.sentencepiece)
 
     @property
     def layer_groups(self):
@@ -96,12 +99,14 @@ class LanguageModel(keras.Model):
         from ulmfit_tf.training.transfer import remap_language_model
 
         texts = check_texts(texts, "texts")
-        # The pretrained vocabulary's rules, so its tokens keep their rows.
-        tokens = self.vocab.tokenize(texts, progress=len(texts) > 5000)
-        vocab = Vocab.build(
-            tokens, max_vocab=FINETUNE_VOCAB["max_vocab"] if max_vocab is None else max_vocab,
-            min_freq=FINETUNE_VOCAB["min_freq"] if min_freq is None else min_freq,
-            split_contractions=self.vocab.split_contractions)
+        vocab = self.vocab
+        if vocab.sentencepiece is None:  # subwords spell every word: no new tokens
+            # The pretrained vocabulary's rules, so its tokens keep their rows.
+            tokens = vocab.tokenize(texts, progress=len(texts) > 5000)
+            vocab = Vocab.build(
+                tokens, max_vocab=FINETUNE_VOCAB["max_vocab"] if max_vocab is None else max_vocab,
+                min_freq=FINETUNE_VOCAB["min_freq"] if min_freq is None else min_freq,
+                split_contractions=vocab.split_contractions)
         with self.distribute_strategy.scope():
             model, _ = remap_language_model(self.language_model, self.vocab, vocab,
                                             drop_mult=drop_mult)
@@ -230,7 +235,8 @@ class LanguageModel(keras.Model):
         return {**super().get_config(),
                 "language_model": keras.saving.serialize_keras_object(self.language_model),
                 "vocabulary": list(self.tokenizer.itos), "backwards": self.backwards,
-                "split_contractions": self.tokenizer.split_contractions}
+                "split_contractions": self.tokenizer.split_contractions,
+                "sentencepiece": self.tokenizer.get_config()["sentencepiece"]}
 
     @classmethod
     def from_config(cls, config):

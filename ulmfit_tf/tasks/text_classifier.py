@@ -26,7 +26,7 @@ _BUCKET_BOUNDARIES = [8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1
 def encode_texts(texts, vocab):
     """Token ids of raw texts with the Python tokenizer (worker processes for
     many texts), as the CLI encodes them."""
-    return [vocab.encode(t) for t in vocab.tokenize(texts, progress=len(texts) > 5000)]
+    return vocab.encode_texts(texts, progress=len(texts) > 5000)
 
 
 def language_model_and_vocab(language_model, vocabulary=None, arg_name="language_model"):
@@ -138,12 +138,13 @@ class TextClassifier(keras.Model):
         max_chars: in-graph tokenization keeps each text's first
             `max_chars` characters (None: all).
         backwards: texts are read right to left (a backward LM's classifier).
-        split_contractions: the tokenizer's contraction rule; default: the
-            `Vocab`'s (off for a list of tokens).
+        split_contractions, sentencepiece: the tokenizer's contraction rule
+            and subword model; default: the `Vocab`'s (off and None for a
+            list of tokens).
     """
 
     def __init__(self, classifier, vocabulary, class_names=None, max_chars=None,
-                 backwards=False, split_contractions=None, **kwargs):
+                 backwards=False, split_contractions=None, sentencepiece=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(classifier, AWDLSTMClassifier):
             raise TypeError(f"`classifier` must be an AWDLSTMClassifier. Received: "
@@ -151,7 +152,8 @@ class TextClassifier(keras.Model):
         self.classifier = classifier
         self.tokenizer = GraphTokenizer(as_vocab(vocabulary), max_chars=max_chars,
                                         name="tokenizer",
-                                        split_contractions=split_contractions)
+                                        split_contractions=split_contractions,
+                                        sentencepiece=sentencepiece)
         if self.tokenizer.vocabulary_size != classifier.encoder.vocabulary_size:
             raise ValueError(f"`vocabulary` has {self.tokenizer.vocabulary_size} tokens, the "
                              f"classifier's embedding {classifier.encoder.vocabulary_size}.")
@@ -241,7 +243,8 @@ class TextClassifier(keras.Model):
 
     @property
     def vocab(self):
-        return Vocab(self.tokenizer.itos, self.tokenizer.split_contractions)
+        return Vocab(self.tokenizer.itos, self.tokenizer.split_contractions,
+                     self.tokenizer.sentencepiece)
 
     @property
     def task(self):
@@ -574,7 +577,8 @@ class TextClassifier(keras.Model):
                 "classifier": keras.saving.serialize_keras_object(self.classifier),
                 "vocabulary": list(self.tokenizer.itos), "class_names": self.class_names,
                 "max_chars": self.max_chars, "backwards": self.backwards,
-                "split_contractions": self.tokenizer.split_contractions}
+                "split_contractions": self.tokenizer.split_contractions,
+                "sentencepiece": self.tokenizer.get_config()["sentencepiece"]}
 
     @classmethod
     def from_config(cls, config):

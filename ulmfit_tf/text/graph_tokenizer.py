@@ -2,8 +2,12 @@
 
 A SavedModel holding this layer runs on a stock TF Serving binary, which has
 none of the tensorflow-text ops. It gives the same ids as the Python
-`tokenize` + `Vocab.encode` (tested on IMDb, TREC and crafted edge cases).
+`Vocab.encode_texts` (tested on IMDb, TREC and crafted edge cases). The one
+exception is a subword vocabulary: its SentencePiece step is keras-hub's
+`SentencePieceTokenizer`, a tensorflow-text op, which the server then needs.
 """
+
+import base64
 
 import keras
 import tensorflow as tf
@@ -130,13 +134,15 @@ class GraphTokenizer(keras.layers.Layer):
         split_contractions: the contraction rule of `ulmfit_tf.text.rules`;
             default: the `Vocab`'s setting (off for a list or a path to a
             file without it).
+        sentencepiece: the serialized SentencePiece model of a subword
+            vocabulary; default: the `Vocab`'s (None: word tokens).
 
     Call arguments:
         inputs: string tensor of shape [B] (or a scalar).
     """
 
     def __init__(self, vocabulary, max_chars=None, output_length=None,
-                 split_contractions=None, **kwargs):
+                 split_contractions=None, sentencepiece=None, **kwargs):
         kwargs.setdefault("trainable", False)
         kwargs.setdefault("dtype", "int32")
         super().__init__(**kwargs)
@@ -157,8 +163,21 @@ class GraphTokenizer(keras.layers.Layer):
         if not isinstance(split_contractions, bool):
             raise TypeError("`split_contractions` must be None or a bool. "
                             f"Received: {split_contractions!r}")
+        if isinstance(sentencepiece, str):  # from get_config
+            sentencepiece = base64.b64decode(sentencepiece)
+        if sentencepiece is None:
+            sentencepiece = vocabulary.sentencepiece
         self.itos = list(vocabulary.itos)
         self.split_contractions = split_contractions
+        self.sentencepiece = sentencepiece
+        self._subwords = None
+        if sentencepiece is not None:
+            import keras_hub
+
+            # Checks that the model's pieces are the vocabulary.
+            Vocab(self.itos, sentencepiece=sentencepiece).subwords  # noqa: B018
+            self._subwords = keras_hub.tokenizers.SentencePieceTokenizer(
+                proto=sentencepiece, dtype="int32", name="sentencepiece")
         self.max_chars = max_chars
         self.output_length = output_length
         self._table = tf.lookup.StaticHashTable(
@@ -180,7 +199,20 @@ class GraphTokenizer(keras.layers.Layer):
         if scalar:
             inputs = inputs[tf.newaxis]
         tokens = graph_tokenize(inputs, self.max_chars, self.split_contractions)
-        ids = tf.ragged.map_flat_values(self._table.lookup, tokens)
+        if self._subwords is None:
+            ids = tf.ragged.map_flat_values(self._table.lookup, tokens)
+        else:
+            # As `SubwordEncoder.encode`: the rule tokens after xxbos, joined
+            # by spaces, cut into pieces; xxbos put back in front.
+            pieces = self._subwords(tf.strings.reduce_join(tokens[:, 1:], axis=1,
+                                                           separator=" "))
+            if isinstance(pieces, list):  # keras-hub hands eager results back as lists
+                pieces = tf.ragged.constant(pieces, tf.int32, ragged_rank=1,
+                                            inner_shape=()) if pieces else \
+                    tf.ragged.constant([], tf.int32, ragged_rank=1)
+            bos = tf.fill([tf.shape(inputs)[0], 1], rules.BOS_ID)
+            ids = tf.concat([tf.RaggedTensor.from_tensor(bos), tf.cast(pieces, tf.int32)],
+                            axis=1)
         if self.output_length is not None:
             ids = ids[:, : self.output_length].to_tensor(
                 default_value=rules.PAD_ID, shape=[None, self.output_length])
@@ -195,5 +227,7 @@ class GraphTokenizer(keras.layers.Layer):
         config = super().get_config()
         config.update(vocabulary=self.itos, max_chars=self.max_chars,
                       output_length=self.output_length,
-                      split_contractions=self.split_contractions)
+                      split_contractions=self.split_contractions,
+                      sentencepiece=None if self.sentencepiece is None else
+                      base64.b64encode(self.sentencepiece).decode("ascii"))
         return config

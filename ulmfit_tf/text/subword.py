@@ -45,8 +45,9 @@ class SubwordEncoder:
 
         self.proto = bytes(proto)
         self.processor = sentencepiece.SentencePieceProcessor(model_proto=self.proto)
-        self.vocab = Vocab([self.processor.id_to_piece(i)
-                            for i in range(self.processor.get_piece_size())])
+        pieces = [self.processor.id_to_piece(i) for i in range(self.processor.get_piece_size())]
+        self.vocab = Vocab(pieces, sentencepiece=self.proto)
+        self.vocab._subwords = self
 
     @classmethod
     def train(cls, token_lists, vocabulary_size=8000, model_type="unigram"):

@@ -1,5 +1,7 @@
 """Token vocabulary: fastai's `make_vocab` rules, stored as a plain text file."""
 
+import base64
+import binascii
 import collections
 import os
 
@@ -9,8 +11,10 @@ from ulmfit_tf.text import rules
 from ulmfit_tf.utils import atomic_write
 
 
-# A token cannot be it: the first token is always xxunk.
+# Header lines of a vocabulary file. No token can be one: the first token is
+# always xxunk.
 _CONTRACTIONS_HEADER = "#split_contractions"
+_SENTENCEPIECE_HEADER = "#sentencepiece "
 
 
 def _check_sizes(max_vocab, min_freq):
@@ -30,22 +34,32 @@ class Vocab:
     corpus), then filler tokens ``xxfake<i>`` up to a multiple of 8 (tensor
     cores want embedding sizes that are multiples of 8).
 
-    The vocabulary also records the tokenizer rules its tokens come from:
-    `split_contractions` (see `ulmfit_tf.text.rules`). Every stage tokenizes
-    with its vocabulary's rules, so a run keeps the ids it was trained on.
+    The vocabulary also records how texts become its ids: the tokenizer
+    rules (`split_contractions`, see `ulmfit_tf.text.rules`) and, for a
+    subword vocabulary, the SentencePiece model that cuts the rule tokens
+    into its pieces. Every stage encodes texts with `encode_texts`, so a run
+    keeps the ids it was trained on.
 
     Args:
         itos: the list of tokens, index = id. Must start with the special
             tokens and hold no duplicates.
         split_contractions: whether the tokens come from the contraction
             rule (``don't`` -> ``do n't``, as spaCy and fastai).
+        sentencepiece: a serialized SentencePiece model whose pieces are
+            `itos` (`ulmfit_tf.text.subword.SubwordEncoder`), or None for
+            word tokens.
     """
 
-    def __init__(self, itos, split_contractions=False):
+    def __init__(self, itos, split_contractions=False, sentencepiece=None):
         if not isinstance(split_contractions, bool):
             raise TypeError("`split_contractions` must be a bool. "
                             f"Received: {split_contractions!r}")
+        if sentencepiece is not None and not isinstance(sentencepiece, bytes):
+            raise TypeError("`sentencepiece` must be None or a serialized SentencePiece "
+                            f"model (bytes). Received: {type(sentencepiece).__name__}")
         self.split_contractions = split_contractions
+        self.sentencepiece = sentencepiece
+        self._subwords = None
         itos = list(itos)
         if tuple(itos[: len(rules.SPECIAL_TOKENS)]) != rules.SPECIAL_TOKENS:
             raise ValueError(
@@ -105,14 +119,35 @@ class Vocab:
 
     def __eq__(self, other):
         return (isinstance(other, Vocab) and self.itos == other.itos
-                and self.split_contractions == other.split_contractions)
+                and self.split_contractions == other.split_contractions
+                and self.sentencepiece == other.sentencepiece)
+
+    @property
+    def subwords(self):
+        """The `SubwordEncoder` of a subword vocabulary (None for words)."""
+        if self.sentencepiece is not None and self._subwords is None:
+            from ulmfit_tf.text.subword import SubwordEncoder
+
+            self._subwords = SubwordEncoder(self.sentencepiece)
+            if self._subwords.vocab.itos != self.itos:
+                raise ValueError("`sentencepiece`'s pieces are not `itos`: the model and "
+                                 "the vocabulary do not belong together.")
+        return self._subwords
 
     def tokenize(self, texts, num_workers=None, progress=False):
-        """`tokenize_corpus` with this vocabulary's rules."""
+        """`tokenize_corpus` with this vocabulary's rules (rule tokens, before
+        any subwords)."""
         from ulmfit_tf.text.tokenizer import tokenize_corpus
 
         return tokenize_corpus(texts, num_workers=num_workers, progress=progress,
                                split_contractions=self.split_contractions)
+
+    def encode_texts(self, texts, num_workers=None, progress=False):
+        """Raw texts -> one int32 id array each, as every stage encodes them:
+        this vocabulary's rules, then its subwords if it has them."""
+        tokens = self.tokenize(texts, num_workers=num_workers, progress=progress)
+        encode = self.encode if self.subwords is None else self.subwords.encode
+        return [encode(t) for t in tokens]
 
     def encode(self, tokens):
         """Token list -> int32 array; unknown tokens get ``xxunk`` (0)."""
@@ -131,10 +166,15 @@ class Vocab:
         return out
 
     def save(self, path):
-        """Writes one token per line (UTF-8), atomically, after a header line
-        ``#split_contractions`` when the rule is on (files without it, all
-        those written before the rule existed, read as off)."""
-        lines = ([_CONTRACTIONS_HEADER] if self.split_contractions else []) + self.itos
+        """Writes one token per line (UTF-8), atomically, after header lines:
+        ``#split_contractions`` when the rule is on, ``#sentencepiece``
+        and the model in base64 for subwords (a file without them, as all
+        those written before they existed, is word tokens without the rule)."""
+        lines = [_CONTRACTIONS_HEADER] if self.split_contractions else []
+        if self.sentencepiece is not None:
+            lines.append(_SENTENCEPIECE_HEADER
+                         + base64.b64encode(self.sentencepiece).decode("ascii"))
+        lines += self.itos
         with atomic_write(path, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -154,8 +194,24 @@ class Vocab:
         itos = text.split("\n")
         if itos and itos[-1] == "":
             itos.pop()
-        split_contractions = bool(itos) and itos[0] == _CONTRACTIONS_HEADER
+        split_contractions, sentencepiece = False, None
+        while itos and itos[0].startswith("#"):
+            header = itos.pop(0)
+            if header == _CONTRACTIONS_HEADER:
+                split_contractions = True
+            elif header.startswith(_SENTENCEPIECE_HEADER):
+                try:
+                    sentencepiece = base64.b64decode(header[len(_SENTENCEPIECE_HEADER):],
+                                                     validate=True)
+                except binascii.Error as e:
+                    raise ValueError(f"Malformed vocabulary file {path!r}: its SentencePiece "
+                                     f"model is not base64 ({e})") from None
+            else:
+                raise ValueError(f"Malformed vocabulary file {path!r}: unknown header line "
+                                 f"{header[:40]!r}")
         try:
-            return cls(itos[split_contractions:], split_contractions)
-        except ValueError as e:
+            vocab = cls(itos, split_contractions, sentencepiece)
+            vocab.subwords  # noqa: B018 (checks that the model and the pieces agree)
+            return vocab
+        except (ValueError, RuntimeError) as e:
             raise ValueError(f"Malformed vocabulary file {path!r}: {e}") from None
