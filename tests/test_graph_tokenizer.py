@@ -21,7 +21,7 @@ EDGE_CASES = [
     # apostrophes, quotes around words, stems that are empty or end in one.
     "I don't think it's John's; DON'T! IT'S I'M I'm Don't can't won't ain't",
     "'quoted' 'Don't' rock'n'roll's students' I'd've y’all it’s ’S N’T 90's",
-    "'s n't 'S ' '' 'x' xn't n'tn't don't don't don't o'clock ’’’s",
+    "'s n't 'S ' '' ''' ''''x' xn't n'tn't don't don't don't o'clock ’’’s",
 ]
 
 

@@ -94,7 +94,8 @@ class LanguageModel(keras.Model):
         """Stage 2's vocabulary transfer: a new `LanguageModel` whose
         vocabulary is `texts`' tokens (up to `max_vocab`, seen `min_freq`
         times; finetune-lm's defaults), rows of known tokens copied and new
-        ones starting at the mean embedding (fastai's `match_embeds`)."""
+        ones starting at the mean embedding (fastai's `match_embeds`). A
+        subword vocabulary stays as it is: its pieces spell any text."""
         from ulmfit_tf.recipes import FINETUNE_VOCAB
         from ulmfit_tf.training.transfer import remap_language_model
 

@@ -207,9 +207,7 @@ class GraphTokenizer(keras.layers.Layer):
             pieces = self._subwords(tf.strings.reduce_join(tokens[:, 1:], axis=1,
                                                            separator=" "))
             if isinstance(pieces, list):  # keras-hub hands eager results back as lists
-                pieces = tf.ragged.constant(pieces, tf.int32, ragged_rank=1,
-                                            inner_shape=()) if pieces else \
-                    tf.ragged.constant([], tf.int32, ragged_rank=1)
+                pieces = tf.ragged.constant(pieces, tf.int32, ragged_rank=1)
             bos = tf.fill([tf.shape(inputs)[0], 1], rules.BOS_ID)
             ids = tf.concat([tf.RaggedTensor.from_tensor(bos), tf.cast(pieces, tf.int32)],
                             axis=1)
