@@ -97,6 +97,7 @@ def test_graph_tokenizer_with_subwords_config_and_save(encoder, trec, tmp_path):
     np.testing.assert_array_equal(loaded(tf.constant(texts[:4])), model(tf.constant(texts[:4])))
 
 
+@pytest.mark.slow
 def test_keras_tasks_with_subwords(encoder, trec, tmp_path):
     """LanguageModel.adapt keeps a subword vocabulary; the classifier fits on
     raw strings and survives Keras saving with its subword model."""
