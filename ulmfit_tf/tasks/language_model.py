@@ -71,8 +71,7 @@ class LanguageModel(keras.Model):
 
     @property
     def vocab(self):
-        return Vocab(self.tokenizer.itos, self.tokenizer.split_contractions,
-                     self.tokenizer.sentencepiece)
+        return self.tokenizer.vocab
 
     @property
     def layer_groups(self):

@@ -243,8 +243,7 @@ class TextClassifier(keras.Model):
 
     @property
     def vocab(self):
-        return Vocab(self.tokenizer.itos, self.tokenizer.split_contractions,
-                     self.tokenizer.sentencepiece)
+        return self.tokenizer.vocab
 
     @property
     def task(self):

@@ -190,6 +190,11 @@ class GraphTokenizer(keras.layers.Layer):
     def vocabulary_size(self):
         return len(self.itos)
 
+    @property
+    def vocab(self):
+        """The `Vocab` this layer encodes with, its rules and subwords included."""
+        return Vocab(self.itos, self.split_contractions, self.sentencepiece)
+
     def call(self, inputs):
         inputs = tf.convert_to_tensor(inputs)
         if inputs.dtype != tf.string:
