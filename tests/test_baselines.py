@@ -57,12 +57,12 @@ def test_cli_baseline_on_trec(data_dir, capsys):
     assert "`--valid-fraction` must be in (0, 1)" in capsys.readouterr().err
 
 
-def _bench_module():
+def _bench_module(name="classic_baselines"):
     import importlib.util
     import os
 
-    path = os.path.join(os.path.dirname(__file__), "..", "bench", "classic_baselines.py")
-    spec = importlib.util.spec_from_file_location("classic_baselines", path)
+    path = os.path.join(os.path.dirname(__file__), "..", "bench", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     return bench
@@ -100,3 +100,20 @@ def test_bench_imdb_dev_set_is_outside_the_labelled_reviews(tmp_path, data_dir, 
     (tmp_path / "dev.tsv").unlink()
     bench.write_imdb_dev(data_dir, str(tmp_path))
     assert (tmp_path / "dev.tsv").read_bytes() == first
+
+
+def test_stopping_rules_read_the_epoch_each_rule_ends_with():
+    """`bench/stopping_rules.py` on the IMDb run of docs/RESULTS.md 4.4: the
+    lowest validation loss stops at epoch 7 and keeps 4; the accuracy rule
+    runs on past epoch 7 (a better accuracy) and ends on epoch 10, which ties
+    epoch 7's accuracy with a lower loss."""
+    stopping_epoch = _bench_module("stopping_rules").stopping_epoch
+    history = {
+        "val_loss": [.694, .656, .643, .565, 1.169, 1.167, .643, 1.005, 1.044, .622, .714, .683],
+        "val_error": [.46, .34, .40, .30, .40, .42, .25, .26, .32, .25, .30, .28],
+    }
+    assert stopping_epoch(history, "val_loss", 3) == 4
+    assert stopping_epoch(history, "val_loss", None) == 4
+    assert stopping_epoch(history, "val_error", 3, "val_loss") == 10
+    assert stopping_epoch(history, "val_error", 3) == 7  # without the tie-breaker
+    assert stopping_epoch(history, "val_error", 1, "val_loss") == 2  # epoch 3 is worse

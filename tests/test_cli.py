@@ -96,6 +96,7 @@ def test_train_classifier_defaults_come_from_the_recipe():
     assert cli._classifier_config(parse("--factor", "2")).discriminative_factor == 2
     assert cli._classifier_config(parse("--lm", "run")) == ClassifierConfig()
     assert cli._classifier_config(parse("--optimizer", "sgd")).optimizer == "sgd"
+    assert cli._classifier_config(parse("--monitor", "val_accuracy")).monitor == "val_accuracy"
 
 
 def test_optimizer_choices_are_the_library_s():

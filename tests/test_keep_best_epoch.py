@@ -1,5 +1,6 @@
 """KeepBestEpoch: early stopping that ends on the best epoch, across a resume."""
 
+import json
 import os
 
 import keras
@@ -14,15 +15,19 @@ def _model():
     return model
 
 
-def _run(callback, model, losses, first_epoch=0, stop_at=None):
-    """Feeds `losses` as epochs' validation losses; the weights of epoch e
-    are all e. Returns the epochs run (fit's loop stops on stop_training)."""
+def _run(callback, model, losses, first_epoch=0, stop_at=None, accuracies=None):
+    """Feeds `losses` (and `accuracies`) as epochs' validation metrics; the
+    weights of epoch e are all e. Returns the epochs run (fit's loop stops
+    on stop_training)."""
     model.stop_training = False
     run = []
     for epoch in range(first_epoch, len(losses)):
         for w in model.weights:
             w.assign(np.full(w.shape, float(epoch)))
-        callback.on_epoch_end(epoch, {"val_loss": losses[epoch]})
+        logs = {"val_loss": losses[epoch]}
+        if accuracies is not None:
+            logs["val_accuracy"] = accuracies[epoch]
+        callback.on_epoch_end(epoch, logs)
         run.append(epoch)
         if model.stop_training or epoch == stop_at:
             break
@@ -98,6 +103,43 @@ def test_a_resumed_run_ends_like_the_uninterrupted_one(tmp_path, replay):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def test_accuracy_with_ties_broken_by_the_loss(tmp_path):
+    """mode='max' on the accuracy: epoch 3 ties epoch 1's accuracy with a
+    lower loss and becomes the best; epoch 4's loss is the lowest of all but
+    its accuracy is not, so it does not count (a loss-monitoring run would
+    have kept it)."""
+    model = _model()
+    callback = KeepBestEpoch(str(tmp_path / "state"), "val_accuracy", patience=2,
+                             mode="max", tie_breaker="val_loss")
+    callback.set_model(model)
+    callback.on_train_begin()
+    run = _run(callback, model, losses=[0.9, 0.6, 0.7, 0.5, 0.3, 0.8, 0.9],
+               accuracies=[0.5, 0.8, 0.7, 0.8, 0.75, 0.7, 0.9])
+    assert run == [0, 1, 2, 3, 4, 5]  # no better accuracy in epochs 4 and 5
+    assert callback.best_epoch == 3 and callback.stopped_epoch == 5
+    callback.on_train_end()
+    assert all(np.all(w.numpy() == 3.0) for w in model.weights)
+
+
+def test_state_of_a_run_written_before_tie_breaking_resumes(tmp_path):
+    """An older state file holds `best` as a number; the resumed run reads it."""
+    model = _model()
+    first = KeepBestEpoch(str(tmp_path / "state"), patience=3)
+    first.set_model(model)
+    first.on_train_begin()
+    _run(first, model, [0.9, 0.5, 0.6], stop_at=2)
+    state_path = tmp_path / "state" / "best.json"
+    state = json.loads(state_path.read_text())
+    state["best"] = state["best"][0]
+    state_path.write_text(json.dumps(state))
+    second = KeepBestEpoch(str(tmp_path / "state"), patience=3)
+    second.set_model(model)
+    second.on_train_begin()
+    _run(second, model, [0.9, 0.5, 0.6, 0.5, 0.4], first_epoch=3)
+    assert second.best_epoch == 4  # epoch 3's equal 0.5 was no improvement
+    assert second.wait == 0
+
+
 def test_errors(tmp_path):
     with pytest.raises(ValueError, match="`patience` must be None or an int >= 1. Received: 0"):
         KeepBestEpoch(str(tmp_path), patience=0)
@@ -106,3 +148,5 @@ def test_errors(tmp_path):
     callback.on_train_begin()
     with pytest.raises(ValueError, match="'val_loss' is not in the epoch logs"):
         callback.on_epoch_end(0, {"loss": 1.0})
+    with pytest.raises(ValueError, match="`mode` must be 'min' or 'max'. Received: 'best'"):
+        KeepBestEpoch(str(tmp_path), mode="best")

@@ -195,6 +195,24 @@ def test_bad_input_is_named(trained):
         fresh.fit(["a"], ["HUM"])
 
 
+def test_monitor_val_accuracy_keeps_the_most_accurate_epoch(questions):
+    """compile(monitor="val_accuracy"): the weights kept are those of the
+    epoch of highest validation accuracy, ties going to the lower loss."""
+    texts, labels, classes = questions
+    clf = TextClassifier.from_language_model(tiny_language_model(texts), class_names=classes,
+                                             seed=0)
+    clf.compile(monitor="val_accuracy", patience=None)
+    valid = (texts[:64], labels[:64])
+    history = clf.fit(texts[64:], labels[64:], epochs=3, batch_size=32, validation_data=valid,
+                      verbose=0).history
+    best = max(range(3), key=lambda e: (history["val_accuracy"][e], -history["val_loss"][e]))
+    results = clf.evaluate(*valid, verbose=0, return_dict=True)
+    assert results["accuracy"] == pytest.approx(history["val_accuracy"][best], abs=1e-6)
+    assert results["loss"] == pytest.approx(history["val_loss"][best], rel=1e-4)
+    with pytest.raises(ValueError, match="`monitor` must be one of"):
+        clf.compile(monitor="accuracy")
+
+
 def test_from_scratch_takes_the_scratch_settings(trained):
     clf, _ = trained
     scratch = TextClassifier.from_scratch(clf.vocab, class_names=["a", "b"], embedding_dim=8,
@@ -212,7 +230,7 @@ def test_multi_label_and_regression(questions):
     tags = [["short"] if len(t) < 40 else ["long", "question"] for t in texts]
     clf = TextClassifier.from_language_model(lm, class_names=["short", "long", "question"],
                                              task="multi_label", seed=0)
-    clf.compile()
+    clf.compile(monitor="val_accuracy")  # the binary accuracy, for multi-label tasks
     clf.fit(texts, tags, epochs=1, batch_size=64, verbose=0)
     probabilities = clf.predict(texts[:3])
     assert probabilities.shape == (3, 3) and not np.allclose(probabilities.sum(1), 1.0)

@@ -242,7 +242,8 @@ _CLASSIFIER_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "max_
                      "factor": "discriminative_factor", "schedule": "schedule",
                      "drop_mult": "drop_mult", "max_len": "max_len", "bptt": "bptt",
                      "valid_fraction": "valid_fraction", "patience": "patience",
-                     "restore_best": "restore_best", "optimizer": "optimizer"}
+                     "restore_best": "restore_best", "optimizer": "optimizer",
+                     "monitor": "monitor"}
 
 
 def _given_classifier_settings(args):
@@ -662,9 +663,10 @@ def build_parser():
     p.add_argument("--recipe", choices=CLASSIFIER_RECIPES, default="default",
                    help="default: this library's settings, chosen on validation error "
                         "across tasks; paper: ULMFiT's as the paper and fastai run it "
-                        "(5 epochs, ÷2.6, peak 1e-2, no early stopping). Flags below "
+                        "(5 epochs, ÷2.6, peak 1e-2). Flags below "
                         "override the recipe's values")
-    p.add_argument("--epochs", type=int, default=_UNSET, help="at most this many epochs")
+    p.add_argument("--epochs", type=int, default=_UNSET,
+                   help="epochs (at most, with --patience)")
     p.add_argument("--lr", type=float, default=_UNSET, help="peak rate of the top group")
     p.add_argument("--factor", type=float, default=_UNSET,
                    help="rate divisor per group (1: one rate)")
@@ -680,10 +682,14 @@ def build_parser():
     p.add_argument("--bptt", type=int, default=_UNSET)
     p.add_argument("--valid-fraction", type=float, default=_UNSET)
     p.add_argument("--patience", type=_int_or_none, default=_UNSET,
-                   help="stop after this many epochs without a lower validation loss "
-                        "('none': train all --epochs)")
+                   help="early stopping: stop after this many epochs without a better "
+                        "--monitor (default none: train all --epochs; from scratch: 3)")
     p.add_argument("--restore-best", action=argparse.BooleanOptionalAction, default=_UNSET,
-                   help="end with the weights of the epoch of lowest validation loss")
+                   help="end with the weights of the epoch of best --monitor (default: "
+                        "the last epoch's; from scratch: the best's)")
+    p.add_argument("--monitor", choices=("val_loss", "val_accuracy"), default=_UNSET,
+                   help="what the best epoch is best at (val_accuracy: ties go to the "
+                        "lower loss)")
     p.add_argument("--test-split", action="store_true",
                    help="evaluate on the corpus' test split at the end (named corpora)")
     p.add_argument("--backwards", action="store_true", help="with a backward LM")

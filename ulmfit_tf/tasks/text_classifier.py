@@ -122,7 +122,7 @@ class TextClassifier(keras.Model):
     CLI's `train-classifier` defaults: `compile(max_lr=1e-2)` changes one
     setting, `compile(recipe="paper")` takes the paper's); `fit` then sizes
     the slanted triangular schedule from its epochs and steps, holds out
-    `valid_fraction` of the texts for early stopping (unless given
+    `valid_fraction` of the texts for validation (unless given
     `validation_data` or `validation_split`), and unfreezes one layer group
     per epoch from the top. A Keras optimizer, loss and metrics given to
     `compile` are used as they are.
@@ -333,8 +333,8 @@ class TextClassifier(keras.Model):
             y: labels for a list `x`: class names or ids (single-label),
                 lists of names or a 0/1 array (multi-label), numbers
                 (regression).
-            batch_size, epochs: default the recipe's (64; at most 12,
-                stopped early on validation loss).
+            batch_size, epochs: default the recipe's (64; 12, no early
+                stopping unless the recipe's `patience` is set).
             validation_split: the fraction of `x` held out (seeded); None:
                 the recipe's `valid_fraction` unless `validation_data` is given.
             validation_data: (texts, labels) or a `tf.data.Dataset`.
@@ -410,10 +410,10 @@ class TextClassifier(keras.Model):
         """The recipe's training loop on prepared batches (also the CLI's,
         through `train_classifier`). Returns `fit_run`'s (history dict, wall
         seconds, per-batch losses)."""
-        from ulmfit_tf.training.callbacks import GradualUnfreezing, KeepBestEpoch
+        from ulmfit_tf.training.callbacks import GradualUnfreezing
         from ulmfit_tf.training.classifier import _schedule
         from ulmfit_tf.training.optimizers import build_optimizer
-        from ulmfit_tf.training.run_dir import fit_run
+        from ulmfit_tf.training.run_dir import best_epoch_callback, fit_run
 
         config = dataclasses.replace(self.recipe, epochs=epochs)
         steps = steps_per_epoch or len(train)
@@ -430,8 +430,7 @@ class TextClassifier(keras.Model):
             super().compile(optimizer=optimizer, **self._compile_args)
         if keep_best is None and valid is not None and (config.patience is not None
                                                         or config.restore_best):
-            keep_best = KeepBestEpoch(None, patience=config.patience,
-                                      restore_best=config.restore_best)
+            keep_best = best_epoch_callback(None, config)
         return fit_run(self, train, valid, epochs, run_dir, seed,
                        [*([unfreezing] if unfreezing else []), *(callbacks or [])], verbose,
                        keep_best=keep_best, fit=super().fit)

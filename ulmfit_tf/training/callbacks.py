@@ -181,17 +181,24 @@ class KeepBestEpoch(keras.callbacks.Callback):
     Args:
         state_dir: folder for the state (``best.json``, ``best-E.weights.h5``);
             None keeps it in memory only (a run that is not resumable).
-        monitor: a key of the epoch logs; lower is better.
+        monitor: a key of the epoch logs.
         patience: epochs without improvement before stopping; None never stops.
         restore_best: end with the best epoch's weights (else the last's).
+        mode: "min" (lower `monitor` is better) or "max".
+        tie_breaker: a key of the epoch logs, lower better, that decides
+            between epochs of equal `monitor` (an accuracy on a small
+            validation split ties often); None: the earlier epoch stays.
     """
 
-    def __init__(self, state_dir, monitor="val_loss", patience=2, restore_best=True):
+    def __init__(self, state_dir, monitor="val_loss", patience=2, restore_best=True,
+                 mode="min", tie_breaker=None):
         super().__init__()
         if patience is not None and (not isinstance(patience, int) or patience < 1):
             raise ValueError(f"`patience` must be None or an int >= 1. Received: {patience!r}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"`mode` must be 'min' or 'max'. Received: {mode!r}")
         self.state_dir, self.monitor, self.patience = state_dir, monitor, patience
-        self.restore_best = restore_best
+        self.restore_best, self.mode, self.tie_breaker = restore_best, mode, tie_breaker
         self.best_epoch = None
         self.stopped_epoch = None
 
@@ -203,13 +210,15 @@ class KeepBestEpoch(keras.callbacks.Callback):
         return os.path.join(self.state_dir, f"best-{epoch}.weights.h5")
 
     def on_train_begin(self, logs=None):
-        self.best, self.best_epoch, self.wait, self._weights = np.inf, None, 0, None
+        self.best, self.best_epoch, self.wait, self._weights = [np.inf, np.inf], None, 0, None
         self.stopped_epoch, self._last_epoch = None, -1
         # A resumed run: what it had found before the interruption.
         if self.state_dir is not None and os.path.isfile(self._state_path):
             with open(self._state_path) as f:
                 state = json.load(f)
             self.best, self.best_epoch, self.wait = state["best"], state["epoch"], state["wait"]
+            if not isinstance(self.best, list):  # a state written before tie-breaking
+                self.best = [self.best, 0.0]
             self._last_epoch = state["last_epoch"]
             # Read the best weights through the model, then put back what it
             # held (BackupAndRestore restores the last epoch's after this).
@@ -221,11 +230,8 @@ class KeepBestEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch <= self._last_epoch:  # replayed after an interruption: already counted
             return
-        value = (logs or {}).get(self.monitor)
-        if value is None:
-            raise ValueError(f"KeepBestEpoch: `monitor`={self.monitor!r} is not in the epoch "
-                             f"logs {sorted(logs or {})}; is there validation data?")
-        value = float(value)
+        value = [self._read(logs, self.monitor) * (1 if self.mode == "min" else -1),
+                 self._read(logs, self.tie_breaker) if self.tie_breaker else 0.0]
         if value < self.best:
             self.best, self.best_epoch, self.wait = value, epoch, 0
             self._weights = [np.array(w) for w in self.model.get_weights()]
@@ -237,6 +243,14 @@ class KeepBestEpoch(keras.callbacks.Callback):
         if self.patience is not None and self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
+
+    @staticmethod
+    def _read(logs, key):
+        value = (logs or {}).get(key)
+        if value is None:
+            raise ValueError(f"KeepBestEpoch: {key!r} is not in the epoch logs "
+                             f"{sorted(logs or {})}; is there validation data?")
+        return float(value)
 
     def _write_state(self, epoch):
         from ulmfit_tf.utils import atomic_write

@@ -118,12 +118,21 @@ def plot_history(history, path, title, batch_losses=None):
     save_figure(fig, path)
 
 
-def best_epoch_callback(run_dir, patience, restore_best=True):
-    """The `KeepBestEpoch` of a run: its state in the run's backup folder."""
+def best_epoch_callback(run_dir, config):
+    """The `KeepBestEpoch` of a classifier run (a `ClassifierConfig`): its
+    state in the run's backup folder (None: in memory only).
+
+    ``config.monitor="val_accuracy"`` follows the task's accuracy (binary
+    accuracy for multi-label tasks), ties going to the lower loss."""
     from ulmfit_tf.training.callbacks import KeepBestEpoch
 
-    return KeepBestEpoch(os.path.join(run_dir, "backup", "best"), patience=patience,
-                         restore_best=restore_best)
+    state_dir = None if run_dir is None else os.path.join(run_dir, "backup", "best")
+    if config.monitor == "val_loss":
+        return KeepBestEpoch(state_dir, patience=config.patience,
+                             restore_best=config.restore_best)
+    accuracy = "val_binary_accuracy" if config.task == "multi_label" else "val_accuracy"
+    return KeepBestEpoch(state_dir, accuracy, patience=config.patience,
+                         restore_best=config.restore_best, mode="max", tie_breaker="val_loss")
 
 
 class BatchLossRecorder(keras.callbacks.Callback):
