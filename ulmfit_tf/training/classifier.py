@@ -34,8 +34,8 @@ RECIPES = {
 }
 # A classifier trained from scratch has no pretrained knowledge to protect:
 # one rate for all groups, all trained from the start (unless asked otherwise).
-# From scratch: one rate, no unfreezing, and early stopping as before the
-# recipe's epochs became fixed (not measured for this arm).
+# It keeps early stopping: the recipe's run to the last epoch was measured
+# only with a language model.
 SCRATCH_SETTINGS = {"discriminative_factor": None, "gradual_unfreezing": False,
                     "patience": 3, "restore_best": True}
 
