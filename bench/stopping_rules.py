@@ -1,4 +1,4 @@
-"""Which epoch should a classifier run end with? Every epoch scored on a dev set.
+"""Which epoch should a classifier run end with? Each stopping rule's epoch on a dev set.
 
     python bench/stopping_rules.py --out runs/baselines --task imdb --seed 0
 
@@ -91,7 +91,6 @@ def main():
         train = train.subset(np.sort(order[args.dev_from_train:]))
     else:
         dev = load_csv(dev_path, classes=train.classes)
-    dev_docs = _encode(dev.texts, vocab)
     weights = os.path.join(run, "epochs")
     os.makedirs(weights, exist_ok=True)
 

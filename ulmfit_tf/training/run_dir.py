@@ -128,11 +128,12 @@ def best_epoch_callback(run_dir, config):
 
     state_dir = None if run_dir is None else os.path.join(run_dir, "backup", "best")
     if config.monitor == "val_loss":
-        return KeepBestEpoch(state_dir, patience=config.patience,
-                             restore_best=config.restore_best)
-    accuracy = "val_binary_accuracy" if config.task == "multi_label" else "val_accuracy"
-    return KeepBestEpoch(state_dir, accuracy, patience=config.patience,
-                         restore_best=config.restore_best, mode="max", tie_breaker="val_loss")
+        monitor, mode, tie_breaker = "val_loss", "min", None
+    else:
+        monitor = "val_binary_accuracy" if config.task == "multi_label" else "val_accuracy"
+        mode, tie_breaker = "max", "val_loss"
+    return KeepBestEpoch(state_dir, monitor, patience=config.patience,
+                         restore_best=config.restore_best, mode=mode, tie_breaker=tie_breaker)
 
 
 class BatchLossRecorder(keras.callbacks.Callback):
