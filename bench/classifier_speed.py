@@ -4,6 +4,8 @@
     python bench/classifier_speed.py loops [--docs 200] [--rounds 3]
     python bench/classifier_speed.py skipping [--docs 200] [--rounds 3]
     python bench/classifier_speed.py savedmodel [--docs 200] [--rounds 3]
+    python bench/classifier_speed.py precision [--docs 200] [--rounds 3]
+    python bench/classifier_speed.py agreement --runs RUN=TEST.tsv[,RUN=TEST.tsv...]
     python bench/classifier_speed.py memory [--lengths 500,1000,2000,5000]
 
 Both libraries get the same AWD-LSTM classifier (vocab 10k, embedding 400,
@@ -30,6 +32,14 @@ savedmodel: texts/s of the exported SavedModel (`serving_default`, raw
     `predict_probabilities` groups them (by characters), against the Python
     path from the same strings (tokenizer + `predict_probabilities`), with
     the largest difference of their probabilities.
+precision: our classifier with its LSTM matmuls in float32 and in bfloat16
+    (`predict_probabilities(matmul_precision=...)`, one model) and fastai's
+    float32, timed in turns, with how far bfloat16 moves the probabilities
+    and the labels (random weights: many reviews sit near the boundary, so
+    label agreement here is a pessimistic proxy for a trained model's).
+agreement: trained classifier runs scored on their test files with float32
+    and with bfloat16 matmuls: the share of texts whose label is the same,
+    the largest difference of probabilities, and both error rates.
 memory: peak resident memory (ru_maxrss) of a fresh process that trains 3
     steps on a batch of 8 documents of each length; BPT3C should keep it
     flat once documents are longer than max_len (1,440 tokens).
@@ -299,6 +309,61 @@ def compare_savedmodel(data, count, rounds):
           f"probabilities: {np.abs(served_probabilities - python_probabilities).max():.2e}")
 
 
+def compare_precision(docs, rounds):
+    from ulmfit_tf.training.classifier import predict_probabilities
+
+    model = ours_model()
+    fastai = fastai_inference(docs)
+
+    def timed(precision):
+        start = time.perf_counter()
+        probabilities = predict_probabilities(model, docs, batch_size=BATCH,
+                                              matmul_precision=precision)
+        return time.perf_counter() - start, probabilities
+
+    precisions = ("float32", "bfloat16")
+    for precision in precisions:  # trace each once
+        predict_probabilities(model, docs[:BATCH], matmul_precision=precision)
+    seconds = {name: [] for name in (*precisions, "fastai")}
+    probabilities = {}
+    for _ in range(rounds):  # in turns, so that other load hits all alike
+        for precision in precisions:
+            elapsed, probabilities[precision] = timed(precision)
+            seconds[precision].append(elapsed)
+        seconds["fastai"].append(fastai())
+    medians = {name: float(np.median(values)) for name, values in seconds.items()}
+    print("| | docs/s | vs fastai | vs our float32 |\n|---|---|---|---|")
+    for name, median in medians.items():
+        label = "fastai float32" if name == "fastai" else f"ours, {name} matmuls"
+        print(f"| {label} | {len(docs) / median:,.2f} | {medians['fastai'] / median:.2f}x | "
+              f"{medians['float32'] / median:.2f}x |")
+    full, reduced = probabilities["float32"], probabilities["bfloat16"]
+    agree = float(np.mean(full.argmax(1) == reduced.argmax(1)))
+    print(f"bfloat16 against float32: max abs difference of probabilities "
+          f"{np.abs(full - reduced).max():.2e}, labels agree on {agree:.2%}")
+
+
+def compare_agreement(pairs):
+    from ulmfit_tf.corpus import read_texts
+    from ulmfit_tf.training.classifier import load_run, predict_probabilities
+
+    print("| run | texts | labels agree | max abs difference | error float32 | error bfloat16 |"
+          "\n|---|---|---|---|---|---|")
+    for pair in pairs.split(","):
+        run, test = pair.split("=")
+        model, vocab, classes, config = load_run(run)
+        data = read_texts(test)
+        index = {c: i for i, c in enumerate(classes)}
+        labels = np.array([index[data.classes[label]] for label in data.labels])
+        docs = vocab.encode_texts(data.texts)
+        full, reduced = (predict_probabilities(model, docs, backwards=config.get("backwards", False),
+                                               matmul_precision=p)
+                         for p in ("float32", "bfloat16"))
+        print(f"| {run} | {len(docs)} | {np.mean(full.argmax(1) == reduced.argmax(1)):.2%} | "
+              f"{np.abs(full - reduced).max():.1e} | {np.mean(full.argmax(1) != labels):.2%} | "
+              f"{np.mean(reduced.argmax(1) != labels):.2%} |")
+
+
 def fastai_inference(docs):
     import torch
 
@@ -372,13 +437,17 @@ def main():
     if sys.argv[1] == "_train":
         return train_steps(sys.argv[2], int(sys.argv[3]))
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["inference", "loops", "skipping", "savedmodel", "memory"])
+    parser.add_argument("what", choices=["inference", "loops", "skipping", "savedmodel",
+                                         "precision", "agreement", "memory"])
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..",
                                                        "shared", "data"))
     parser.add_argument("--docs", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lengths", default="500,1000,2000,5000")
+    parser.add_argument("--runs", default=None, help="agreement: RUN=TEST.tsv,...")
     args = parser.parse_args()
+    if args.what == "agreement":
+        return compare_agreement(args.runs)
     if args.what == "memory":
         return memory([int(n) for n in args.lengths.split(",")])
     if args.what == "savedmodel":
@@ -391,6 +460,9 @@ def main():
     if args.what == "skipping":
         print(f"{len(docs)} IMDb test reviews, {tokens:,} tokens, median of {args.rounds}")
         return compare_skipping(docs, args.rounds)
+    if args.what == "precision":
+        print(f"{len(docs)} IMDb test reviews, {tokens:,} tokens, median of {args.rounds}")
+        return compare_precision(docs, args.rounds)
     peaks = matmul_peaks()
     print("matmul peak, 2048 x 2048, GFLOP/s: "
           + ", ".join(f"{name} {value:.0f}" for name, value in peaks.items()))

@@ -68,6 +68,16 @@ def test_export_flag_defaults_are_the_library_defaults():
     assert args.max_request_chars == export.DEFAULT_MAX_REQUEST_CHARS
     assert args.max_request_tokens == export.DEFAULT_MAX_REQUEST_TOKENS
     assert args.version is None and not args.overwrite
+    assert args.matmul_precision == "float32"
+    for command in (["evaluate", "trec", "run"], ["predict", "run", "Who ?"]):
+        assert cli.build_parser().parse_args(command).matmul_precision == "float32"
+
+
+def test_bfloat16_matmuls_are_refused_for_a_language_model_export(tmp_path, capsys):
+    assert cli.main(["export", BASE_LM, "--out", str(tmp_path / "x"),
+                     "--matmul-precision", "bfloat16"]) == 2
+    assert "classifier exports only" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "x")
 
 
 def test_train_classifier_defaults_come_from_the_recipe():

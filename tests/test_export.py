@@ -190,6 +190,25 @@ def test_failed_export_leaves_nothing(tmp_path, trained):
         export_classifier(trained[0], vocab, classes, tmp_path / "bad", version=0)
 
 
+def test_bfloat16_matmul_export_matches_the_python_path(trained, trec, tmp_path):
+    model, vocab, classes, _ = trained
+    texts = trec[1].texts[:200]
+    docs = [vocab.encode(t) for t in tokenize_corpus(texts, num_workers=1)]
+    full = predict_probabilities(model, docs)
+    reduced = predict_probabilities(model, docs, matmul_precision="bfloat16")
+    assert 0 < np.abs(reduced - full).max() < 0.05
+    assert np.mean(reduced.argmax(1) == full.argmax(1)) >= 0.98
+    path = export_classifier(model, vocab, classes, tmp_path / "bf16",
+                             matmul_precision="bfloat16")
+    out = tf.saved_model.load(path).signatures["serving_default"](text=tf.constant(texts))
+    np.testing.assert_allclose(out["probabilities"], reduced, atol=1e-5)
+    with pytest.raises(ValueError, match=r"`matmul_precision` must be one of .*Received: 'fp8'"):
+        export_classifier(model, vocab, classes, tmp_path / "bad", matmul_precision="fp8")
+    assert not os.path.exists(tmp_path / "bad")
+    with pytest.raises(ValueError, match=r"`matmul_precision` must be one of .*Received: 'int8'"):
+        predict_probabilities(model, docs, matmul_precision="int8")
+
+
 def test_backward_classifier_export_reverses_in_the_graph(trained, trec, tmp_path):
     model, vocab, classes, _ = trained
     texts = trec[1].texts[:30] + ["A much longer question " * 12 + "?"]

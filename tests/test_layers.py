@@ -289,3 +289,53 @@ def test_cross_replica_batch_norm_is_keras_batch_norm_on_one_device(tmp_path):
     restored = keras.saving.load_model(tmp_path / "bn.keras")
     assert isinstance(restored.layers[0], CrossReplicaBatchNormalization)
     np.testing.assert_allclose(restored(x), model(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("lengths", [None, [7, 4, 1]])
+def test_bfloat16_matmul_precision_rounds_only_the_matmul_operands(lengths):
+    """`matmul_precision("bfloat16")`: the inference loop equals a float32
+    loop whose matmul operands and products are rounded to bfloat16, with
+    float32 gates and state; the training loop ignores it."""
+    from ulmfit_tf.layers.lstm_kernels import lstm_sequence, matmul_precision
+
+    rng = np.random.default_rng(2)
+    B, T, I, H = 3, 7, 5, 4
+    x, h0, c0, kernel, recurrent, bias = [
+        tf.constant(rng.normal(size=s), tf.float32)
+        for s in [(B, T, I), (B, H), (B, H), (I, 4 * H), (H, 4 * H), (4 * H,)]]
+    mask = None if lengths is None else tf.constant(
+        np.arange(T)[None] < np.array(lengths)[:, None])
+
+    def rounded(a):
+        return tf.cast(tf.cast(a, tf.bfloat16), tf.float32)
+
+    def reference(h, c):
+        outs = []
+        for t in range(T):
+            z = (rounded(rounded(x[:, t]) @ rounded(kernel)) + bias
+                 + rounded(rounded(h) @ rounded(recurrent)))
+            i, f, g, o = tf.split(z, 4, -1)
+            c_new = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            h_new = tf.sigmoid(o) * tf.tanh(c_new)
+            if mask is not None:
+                keep = mask[:, t:t + 1]
+                h_new, c_new = tf.where(keep, h_new, h), tf.where(keep, c_new, c)
+            h, c = h_new, c_new
+            outs.append(h)
+        return tf.stack(outs, 1), h, c
+
+    args = (x, h0, c0, kernel, recurrent, bias)
+    full = lstm_sequence(*args, mask=mask, training=False)
+    with matmul_precision("bfloat16"):
+        reduced = lstm_sequence(*args, mask=mask, training=False)
+        training = lstm_sequence(*args, mask=mask, training=True)
+    for ours, want in zip(reduced, reference(h0, c0)):
+        assert ours.dtype == tf.float32
+        np.testing.assert_allclose(ours, want, atol=1e-5)
+    # Rounding moved the outputs (the test can tell the two apart), a little.
+    difference = np.abs(reduced[0] - full[0]).max()
+    assert 1e-4 < difference < 5e-2
+    np.testing.assert_array_equal(training[0], lstm_sequence(*args, mask=mask, training=True)[0])
+    with pytest.raises(ValueError, match=r"`matmul_precision` must be one of .*'float16'"):
+        with matmul_precision("float16"):
+            pass

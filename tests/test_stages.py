@@ -121,6 +121,11 @@ def test_evaluate_predict_and_ensemble(three_stages, data_dir, capsys, tmp_path)
                  "How far is the moon from the earth ?"]) == 0
     lines = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()[-2:]]
     assert all(abs(sum(l["probabilities"].values()) - 1) < 1e-3 for l in lines)
+    # bfloat16 matmuls: the same classifier within rounding.
+    assert main(["evaluate", "trec", run, "--data", data_dir,
+                 "--matmul-precision", "bfloat16"]) == 0
+    reduced = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert abs(reduced["accuracy"] - single["accuracy"]) <= 0.01
 
 
 @pytest.mark.slow

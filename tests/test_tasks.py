@@ -58,6 +58,12 @@ def test_fit_predict_on_strings(trained, questions):
     in_graph = clf(tf.constant(["who painted the mona lisa ?", "where is paris ?", "x"]))
     np.testing.assert_allclose(probabilities, in_graph.numpy(), atol=1e-6)
     assert clf.predict_labels(["where is paris ?"])[0] in classes
+    reduced = clf.predict(texts[:64], matmul_precision="bfloat16")
+    full = clf.predict(texts[:64])
+    assert 0 < np.abs(reduced - full).max() < 0.05
+    with pytest.raises(ValueError, match=r"`matmul_precision` applies to a list of texts"):
+        clf.predict(tf.data.Dataset.from_tensor_slices(texts[:2]).batch(2),
+                    matmul_precision="bfloat16")
     results = clf.evaluate(texts[:64], labels[:64], verbose=0, return_dict=True)
     assert 0.0 <= results["accuracy"] <= 1.0 and results["loss"] > 0
 

@@ -342,7 +342,8 @@ def _evaluate(args):
             raise ValueError(f"The runs to average must share their classes: {args.runs[0]!r} "
                              f"has {run_classes}, {run!r} has {list(classes)}.")
         probabilities = predict_probabilities(model, _encode(data.texts, vocab),
-                                              backwards=config.get("backwards", False))
+                                              backwards=config.get("backwards", False),
+                                              matmul_precision=args.matmul_precision)
         total = probabilities if total is None else total + probabilities
     # The paper's best results average a forward and a backward classifier.
     labels = _labels_as_run_ids(data, run_classes, args.runs[0])
@@ -377,7 +378,8 @@ def _predict(args):
         raise ValueError("Give texts as arguments or `--file` (one text per line).")
     model, vocab, classes, config = load_run(args.run)
     probabilities = predict_probabilities(model, _encode(texts, vocab, workers=1),
-                                          backwards=config.get("backwards", False))
+                                          backwards=config.get("backwards", False),
+                                          matmul_precision=args.matmul_precision)
     for text, row in zip(texts, probabilities):
         print(json.dumps({"text": text[:80], "label": classes[int(row.argmax())],
                           "probabilities": {c: round(float(p), 4) for c, p in zip(classes, row)}}))
@@ -429,11 +431,15 @@ def _export(args):
         vocabs = [v for _, v, *_ in loaded]
         path = export_classifier([m for m, *_ in loaded], vocabs, classes,
                                  args.out, backwards=[c.get("backwards", False)
-                                                      for *_, c in loaded], **limits)
+                                                      for *_, c in loaded],
+                                 matmul_precision=args.matmul_precision, **limits)
     else:
         if len(args.runs) > 1:
             raise ValueError("Several runs export as one averaged model for classifiers only. "
                              f"Received language-model runs: {args.runs}")
+        if args.matmul_precision != "float32":
+            raise ValueError("`--matmul-precision` applies to classifier exports only. "
+                             f"Received: {args.matmul_precision!r} for a language-model run")
         model, vocab = _load_lm_run(args.runs[0])
         config = _read_run_config(args.runs[0])
         path = export_language_model(model, vocab, args.out, backwards=config.get(
@@ -532,6 +538,13 @@ def _add_optimizer_flag(parser, default="adam"):
 def _add_encoding_flag(parser):
     parser.add_argument("--encoding", default="utf-8",
                         help="encoding of .csv/.tsv/.txt corpora (e.g. latin-1, cp1252)")
+
+
+def _add_matmul_precision_flag(parser, scope=""):
+    parser.add_argument(
+        "--matmul-precision", choices=["float32", "bfloat16"], default="float32",
+        help=f"{scope}the LSTMs' matmuls in bfloat16 (gates and cell state stay float32): "
+             "faster only on a CPU with AVX512-BF16 or AMX (docs/PERFORMANCE.md)")
 
 
 def _add_contractions_flag(parser):
@@ -710,12 +723,14 @@ def build_parser():
     p.add_argument("--data", default=None)
     _add_encoding_flag(p)
     p.add_argument("--out", default=None, help="write metrics.json and confusion.png here")
+    _add_matmul_precision_flag(p)
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("predict", help="classify texts with a trained classifier")
     p.add_argument("run")
     p.add_argument("texts", nargs="*")
     p.add_argument("--file", default=None, help="a text file, one text per line")
+    _add_matmul_precision_flag(p)
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("baseline", help="TF-IDF + logistic regression on the classifier's "
@@ -757,6 +772,7 @@ def build_parser():
                    help="texts x tokens of the longest per request; larger are refused")
     p.add_argument("--keep-special-tokens", action="store_true",
                    help="language models: let xxmaj, xxunk, ... into the top k")
+    _add_matmul_precision_flag(p, "classifiers: ")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("demo", help="ULMFiT on TREC-6 from the bundled pretrained LM, "

@@ -13,7 +13,8 @@ import os
 import keras
 import tensorflow as tf
 
-from ulmfit_tf.layers.lstm_kernels import portable_lstm
+from ulmfit_tf.layers.lstm_kernels import MATMUL_PRECISIONS, portable_lstm
+from ulmfit_tf.layers.lstm_kernels import matmul_precision as lstm_matmul_precision
 from ulmfit_tf.text import GraphTokenizer
 from ulmfit_tf.text.rules import PAD_ID, SPECIAL_TOKENS
 from ulmfit_tf.utils import atomic_directory
@@ -87,7 +88,8 @@ def _check_limits(max_chars, max_request_chars, max_request_tokens):
 
 def export_classifier(model, vocab, classes, out, version=None, max_chars=DEFAULT_MAX_CHARS,
                       backwards=False, max_request_chars=DEFAULT_MAX_REQUEST_CHARS,
-                      max_request_tokens=DEFAULT_MAX_REQUEST_TOKENS, overwrite=False):
+                      max_request_tokens=DEFAULT_MAX_REQUEST_TOKENS, overwrite=False,
+                      matmul_precision="float32"):
     """Writes a classifier SavedModel with two signatures.
 
     ``serving_default``: ``text`` (string [N], [N, 1] or a scalar) ->
@@ -110,7 +112,14 @@ def export_classifier(model, vocab, classes, out, version=None, max_chars=DEFAUL
     `version`: the version directory; None takes the next free number (1
     for a new `out`). An existing version is replaced only with `overwrite`
     (TF Serving does not reload a version changed in place).
+
+    `matmul_precision="bfloat16"`: the LSTMs' matmuls in bfloat16 (gates and
+    cell state stay float32; `ulmfit_tf.layers.lstm_kernels.matmul_precision`),
+    faster only on servers whose CPU has AVX512-BF16 or AMX.
     """
+    if matmul_precision not in MATMUL_PRECISIONS:
+        raise ValueError(f"`matmul_precision` must be one of {MATMUL_PRECISIONS}. "
+                         f"Received: {matmul_precision!r}")
     models = list(model) if isinstance(model, (list, tuple)) else [model]
     vocabs = list(vocab) if isinstance(vocab, (list, tuple)) else [vocab] * len(models)
     directions = (list(backwards) if isinstance(backwards, (list, tuple))
@@ -152,7 +161,8 @@ def export_classifier(model, vocab, classes, out, version=None, max_chars=DEFAUL
         endpoints.append(("predict_ids",
                           lambda token_ids: outputs(probabilities_of(models[0], token_ids)),
                           tf.TensorSpec([None, None], tf.int32, name="token_ids")))
-    return _write([*models, *tokenizers], endpoints, path)
+    with lstm_matmul_precision(matmul_precision):
+        return _write([*models, *tokenizers], endpoints, path)
 
 
 def export_language_model(model, vocab, out, version=None, top_k=10, max_chars=DEFAULT_MAX_CHARS,

@@ -29,6 +29,28 @@ def cudnn_visible():
                                  unroll=False, use_bias=True)
 
 
+MATMUL_PRECISIONS = ("float32", "bfloat16")
+
+
+@contextlib.contextmanager
+def matmul_precision(precision):
+    """Within it, LSTMs traced for inference on the CPU loop (`training=False`)
+    multiply in `precision`: "bfloat16" rounds the matmul operands (the
+    kernels once, h at each step) and products to bfloat16, while the gates,
+    the cell state and the outputs stay float32. It pays only where the CPU
+    multiplies bfloat16 in hardware (AVX512-BF16, AMX); elsewhere TensorFlow
+    emulates it, slower than float32. Training, and cuDNN on a GPU, ignore it."""
+    if precision not in MATMUL_PRECISIONS:
+        raise ValueError(f"`matmul_precision` must be one of {MATMUL_PRECISIONS}. "
+                         f"Received: {precision!r}")
+    previous = getattr(_tracing, "matmul_dtype", None)
+    _tracing.matmul_dtype = None if precision == "float32" else tf.dtypes.as_dtype(precision)
+    try:
+        yield
+    finally:
+        _tracing.matmul_dtype = previous
+
+
 @contextlib.contextmanager
 def portable_lstm():
     """Within it, LSTMs are traced as the portable loop even where a GPU is
@@ -60,7 +82,7 @@ def lstm_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias, mask=None, tra
             pass
     if training is False and mask is not None:
         return _skipping_forward(inputs, mask, h0, c0, kernel, recurrent_kernel, bias)
-    projected = tf.einsum("bti,ig->tbg", inputs, kernel) + bias
+    projected = _project(inputs, kernel, bias, inference=training is False)
     if training is False:
         outputs, _, c = _forward_loop(projected, recurrent_kernel, h0, c0)
     elif mask is None:
@@ -100,6 +122,16 @@ def _cell(z, c):
     return o * tanh_c, c, tf.concat([i, f, g, o], -1), tanh_c
 
 
+def _project(inputs, kernel, bias, inference=True):
+    """The input projection, time-major; for inference, in the traced
+    `matmul_precision`."""
+    dtype = getattr(_tracing, "matmul_dtype", None) if inference else None
+    if dtype is None:
+        return tf.einsum("bti,ig->tbg", inputs, kernel) + bias
+    return tf.cast(tf.einsum("bti,ig->tbg", tf.cast(inputs, dtype), tf.cast(kernel, dtype)),
+                   bias.dtype) + bias
+
+
 def _forward_loop(projected, recurrent_kernel, h0, c0, active_rows=None):
     """Inference: only h and c cross steps, only h is stacked (the training
     loop also stacks c, the gates and tanh(c) of every step for its backward
@@ -110,6 +142,9 @@ def _forward_loop(projected, recurrent_kernel, h0, c0, active_rows=None):
     steps = tf.shape(projected)[0]
     units = tf.shape(h0)[-1]
     outputs = tf.TensorArray(projected.dtype, size=steps, element_shape=h0.shape)
+    matmul_dtype = getattr(_tracing, "matmul_dtype", None)
+    if matmul_dtype is not None:  # cast once, outside the loop
+        recurrent_kernel = tf.cast(recurrent_kernel, matmul_dtype)
 
     def body(t, h, c, outputs):
         if active_rows is None:
@@ -128,7 +163,11 @@ def _forward_loop(projected, recurrent_kernel, h0, c0, active_rows=None):
 
 
 def _inference_cell(z_in, h, c, recurrent_kernel, units):
-    z = z_in + tf.matmul(h, recurrent_kernel)
+    if recurrent_kernel.dtype == h.dtype:
+        z = z_in + tf.matmul(h, recurrent_kernel)
+    else:  # reduced-precision operands, float32 gates (`matmul_precision`)
+        z = z_in + tf.cast(tf.matmul(tf.cast(h, recurrent_kernel.dtype), recurrent_kernel),
+                           z_in.dtype)
     # Input and forget gates are adjacent: one sigmoid for both.
     i_f = tf.sigmoid(z[:, :2 * units])
     c = i_f[:, units:] * c + i_f[:, :units] * tf.tanh(z[:, 2 * units:3 * units])
@@ -146,7 +185,7 @@ def _skipping_forward(inputs, mask, h0, c0, kernel, recurrent_kernel, bias):
     lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
     order = tf.argsort(lengths, direction="DESCENDING", stable=True)
     restore = tf.math.invert_permutation(order)
-    projected = tf.einsum("bti,ig->tbg", tf.gather(inputs, order), kernel) + bias
+    projected = _project(tf.gather(inputs, order), kernel, bias)
     active_rows = tf.reduce_sum(tf.cast(
         tf.range(tf.shape(inputs)[1])[:, tf.newaxis] < lengths[tf.newaxis, :], tf.int32), 1)
     outputs, h, c = _forward_loop(projected, recurrent_kernel, tf.gather(h0, order),

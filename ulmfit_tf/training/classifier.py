@@ -13,6 +13,8 @@ import tensorflow as tf
 from ulmfit_tf.data import ClassificationBatches
 from ulmfit_tf.distribute import resolve_jit_compile, worker_run_dir
 from ulmfit_tf.evaluation import classification_report, plot_confusion_matrix
+from ulmfit_tf.layers.lstm_kernels import MATMUL_PRECISIONS
+from ulmfit_tf.layers.lstm_kernels import matmul_precision as lstm_matmul_precision
 from ulmfit_tf.models import AWDLSTM, AWDLSTMClassifier, AWDLSTMLanguageModel
 from ulmfit_tf.models.classifier import TASKS
 from ulmfit_tf.text.rules import BOS_ID
@@ -292,17 +294,23 @@ def compare_on_test(arms, split, classes, vocab, test_docs, test_labels, out_dir
 INFERENCE_MIN_FILL = 0.75
 
 
-def predict_probabilities(model, docs, batch_size=64, backwards=False):
+def predict_probabilities(model, docs, batch_size=64, backwards=False,
+                          matmul_precision="float32"):
     """Class probabilities for id arrays, in input order (sorted batches inside).
 
     Runs on this process's device, also under a strategy (under a
     multi-worker one, Keras' `predict` would take each worker's batch for a
-    share of one global batch)."""
+    share of one global batch). `matmul_precision="bfloat16"`: the LSTMs'
+    matmuls in bfloat16 (`ulmfit_tf.layers.lstm_kernels.matmul_precision`;
+    faster only on a CPU with AVX512-BF16 or AMX)."""
+    if matmul_precision not in MATMUL_PRECISIONS:
+        raise ValueError(f"`matmul_precision` must be one of {MATMUL_PRECISIONS}. "
+                         f"Received: {matmul_precision!r}")
     if backwards:
         docs = [np.asarray(d)[::-1] for d in docs]
     batches = ClassificationBatches(docs, None, batch_size, shuffle=False)
     order = batches.order()  # longest first
-    predict = _inference_function(model)
+    predict = _inference_function(model, matmul_precision)
     outputs = []
     for rows in _similar_lengths(batches.lengths[order], batch_size):
         outputs.append(predict(tf.convert_to_tensor(batches.padded(order[rows]))).numpy())
@@ -328,19 +336,23 @@ def _similar_lengths(sorted_lengths, batch_size, min_fill=INFERENCE_MIN_FILL):
 _INFERENCE_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
-def _inference_function(model):
+def _inference_function(model, precision="float32"):
     """The model's forward pass, traced once for every batch shape.
 
     `predict_on_batch` traced again for each new batch width (sorted batches
     of IMDb reviews all differ) until Keras relaxed its shapes, and those
     traces cost more than the forward passes of a few hundred reviews."""
-    function = _INFERENCE_FUNCTIONS.get(model)
-    if function is None:
+    functions = _INFERENCE_FUNCTIONS.setdefault(model, {})
+    if precision not in functions:
         model_ref = weakref.ref(model)  # the cache must not keep the model alive
-        function = tf.function(lambda ids: model_ref()(ids, training=False),
-                               input_signature=[tf.TensorSpec([None, None], tf.int32)])
-        _INFERENCE_FUNCTIONS[model] = function
-    return function
+
+        def forward(ids):
+            with lstm_matmul_precision(precision):
+                return model_ref()(ids, training=False)
+
+        functions[precision] = tf.function(
+            forward, input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    return functions[precision]
 
 
 def load_run(run_dir):
