@@ -212,7 +212,7 @@ def compare_skipping(docs, rounds):
     try:
         for _ in range(rounds):
             for name, (function, fill) in arms.items():
-                classifier._inference_function = lambda _, function=function: function
+                classifier._inference_function = lambda *_, function=function: function
                 classifier._similar_lengths = (
                     lambda lengths, size, min_fill=None, fill=fill: similar_lengths(lengths, size, fill))
                 start = time.perf_counter()

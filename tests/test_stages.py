@@ -219,7 +219,7 @@ def test_backwards_classifier_reads_reversed_texts(monkeypatch):
         seen.append(ids.numpy())
         return keras.ops.zeros((ids.shape[0], 2))
 
-    monkeypatch.setattr(classifier, "_inference_function", lambda model: spy)
+    monkeypatch.setattr(classifier, "_inference_function", lambda model, precision: spy)
     docs = [np.array([2, 10, 11, 12]), np.array([2, 13])]
     classifier.predict_probabilities(object(), docs, backwards=True)
     rows = {tuple(r[r != 1]) for batch in seen for r in batch}
