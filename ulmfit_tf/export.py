@@ -13,7 +13,7 @@ import os
 import keras
 import tensorflow as tf
 
-from ulmfit_tf.layers.lstm_kernels import MATMUL_PRECISIONS, portable_lstm
+from ulmfit_tf.layers.lstm_kernels import check_matmul_precision, portable_lstm
 from ulmfit_tf.layers.lstm_kernels import matmul_precision as lstm_matmul_precision
 from ulmfit_tf.text import GraphTokenizer
 from ulmfit_tf.text.rules import PAD_ID, SPECIAL_TOKENS
@@ -117,9 +117,7 @@ def export_classifier(model, vocab, classes, out, version=None, max_chars=DEFAUL
     cell state stay float32; `ulmfit_tf.layers.lstm_kernels.matmul_precision`),
     faster only on servers whose CPU has AVX512-BF16 or AMX.
     """
-    if matmul_precision not in MATMUL_PRECISIONS:
-        raise ValueError(f"`matmul_precision` must be one of {MATMUL_PRECISIONS}. "
-                         f"Received: {matmul_precision!r}")
+    check_matmul_precision(matmul_precision)
     models = list(model) if isinstance(model, (list, tuple)) else [model]
     vocabs = list(vocab) if isinstance(vocab, (list, tuple)) else [vocab] * len(models)
     directions = (list(backwards) if isinstance(backwards, (list, tuple))

@@ -32,6 +32,14 @@ def cudnn_visible():
 MATMUL_PRECISIONS = ("float32", "bfloat16")
 
 
+def check_matmul_precision(precision):
+    """Raises the error that names `matmul_precision` unless it is one of
+    MATMUL_PRECISIONS (callers check before they trace or write anything)."""
+    if precision not in MATMUL_PRECISIONS:
+        raise ValueError(f"`matmul_precision` must be one of {MATMUL_PRECISIONS}. "
+                         f"Received: {precision!r}")
+
+
 @contextlib.contextmanager
 def matmul_precision(precision):
     """Within it, LSTMs traced for inference on the CPU loop (`training=False`)
@@ -40,9 +48,7 @@ def matmul_precision(precision):
     the cell state and the outputs stay float32. It pays only where the CPU
     multiplies bfloat16 in hardware (AVX512-BF16, AMX); elsewhere TensorFlow
     emulates it, slower than float32. Training, and cuDNN on a GPU, ignore it."""
-    if precision not in MATMUL_PRECISIONS:
-        raise ValueError(f"`matmul_precision` must be one of {MATMUL_PRECISIONS}. "
-                         f"Received: {precision!r}")
+    check_matmul_precision(precision)
     previous = getattr(_tracing, "matmul_dtype", None)
     _tracing.matmul_dtype = None if precision == "float32" else tf.dtypes.as_dtype(precision)
     try:

@@ -13,7 +13,7 @@ import tensorflow as tf
 from ulmfit_tf.data import ClassificationBatches
 from ulmfit_tf.distribute import resolve_jit_compile, worker_run_dir
 from ulmfit_tf.evaluation import classification_report, plot_confusion_matrix
-from ulmfit_tf.layers.lstm_kernels import MATMUL_PRECISIONS
+from ulmfit_tf.layers.lstm_kernels import check_matmul_precision
 from ulmfit_tf.layers.lstm_kernels import matmul_precision as lstm_matmul_precision
 from ulmfit_tf.models import AWDLSTM, AWDLSTMClassifier, AWDLSTMLanguageModel
 from ulmfit_tf.models.classifier import TASKS
@@ -303,9 +303,7 @@ def predict_probabilities(model, docs, batch_size=64, backwards=False,
     share of one global batch). `matmul_precision="bfloat16"`: the LSTMs'
     matmuls in bfloat16 (`ulmfit_tf.layers.lstm_kernels.matmul_precision`;
     faster only on a CPU with AVX512-BF16 or AMX)."""
-    if matmul_precision not in MATMUL_PRECISIONS:
-        raise ValueError(f"`matmul_precision` must be one of {MATMUL_PRECISIONS}. "
-                         f"Received: {matmul_precision!r}")
+    check_matmul_precision(matmul_precision)  # before a bad value is cached
     if backwards:
         docs = [np.asarray(d)[::-1] for d in docs]
     batches = ClassificationBatches(docs, None, batch_size, shuffle=False)
