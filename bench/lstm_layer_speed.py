@@ -34,7 +34,7 @@ def tf_rate(fn, variables, steps):
 def main():
     import keras
 
-    from ulmfit_tf.layers.lstm_kernels import lstm_sequence
+    from ulmfit_tf.layers.lstm_kernels import _project, lstm_sequence
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=5)
@@ -56,7 +56,7 @@ def main():
     layer.build((B, T, I))
 
     def scan_autodiff():
-        projected = tf.einsum("bti,ig->tbg", x, kernel) + bias
+        projected = _project(x, kernel, bias, inference=False)
 
         def step(carry, z_in):
             h, c = carry

@@ -46,9 +46,12 @@ class EmbeddingDropout(keras.layers.Embedding):
 
     def call(self, inputs, reverse=False, training=False):
         if reverse:
-            logits = tf.matmul(tf.cast(inputs, self.compute_dtype),
-                               tf.cast(self.embeddings, self.compute_dtype), transpose_b=True)
-            logits = tf.cast(logits, "float32")
+            # A 2-D matmul: oneDNN's batched form of it trains 1.7x slower.
+            flat = tf.reshape(tf.cast(inputs, self.compute_dtype), [-1, self.output_dim])
+            logits = tf.matmul(flat, tf.cast(self.embeddings, self.compute_dtype),
+                               transpose_b=True)
+            logits = tf.reshape(tf.cast(logits, "float32"),
+                                tf.concat([tf.shape(inputs)[:-1], [self.input_dim]], 0))
             if self.use_output_bias:
                 logits = logits + tf.cast(self.output_bias, "float32")
             return logits
