@@ -228,6 +228,38 @@ def test_cpu_kernel_gradients_match_autodiff(training):
 
 
 @pytest.mark.parametrize("training", [True, False])
+def test_cpu_kernel_and_decoder_take_only_2d_matmuls(training):
+    """oneDNN runs the batched 3-D form of the input projection (einsum, or
+    matmul on [B, T, I]) 2.3x slower than one 2-D matmul in float32, forward
+    and backward (docs/PERFORMANCE.md): no traced op of the LSTM's training
+    step or of the tied decoder may be a batched matmul."""
+    from ulmfit_tf.layers.lstm_kernels import lstm_sequence
+
+    B, T, I, H = 2, 3, 5, 4
+    args = [tf.Variable(tf.random.normal(s)) for s in
+            [(B, T, I), (B, H), (B, H), (I, 4 * H), (H, 4 * H), (4 * H,)]]
+    decoder = EmbeddingDropout(11, H)
+    decoder.build()
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            outputs = lstm_sequence(*args, training=training)[0]
+            loss = tf.reduce_sum(decoder(outputs, reverse=True))
+        return tape.gradient(loss, args + [decoder.embeddings])
+
+    def op_types(graph):
+        types = {op.type for op in graph.get_operations()}
+        for function in graph._functions.values():  # loop bodies, custom gradients
+            types |= op_types(function.graph) if hasattr(function, "graph") else set()
+        return types
+
+    types = op_types(step.get_concrete_function().graph)
+    assert "MatMul" in types
+    assert not types & {"Einsum", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"}, types
+
+
+@pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("lengths", [[7, 4, 1], [1, 7, 0, 4, 4]])
 def test_masked_cpu_kernel_holds_state_and_gradients_match(training, lengths):
     """Right-padded rows: the state after each row's last real step, exact
