@@ -132,7 +132,7 @@ def _project(inputs, kernel, bias, inference=True):
     """The input projection, time-major; for inference, in the traced
     `matmul_precision`. One 2-D matmul over all steps: oneDNN runs the
     batched 3-D form of the same product (einsum, or matmul on [B, T, I])
-    2.3x slower in float32 at the paper's 1,152 inputs (docs/PERFORMANCE.md),
+    2.3-2.7x slower in float32 at the paper's 1,152 inputs (docs/PERFORMANCE.md),
     and transposing the inputs costs less than transposing the 4H outputs."""
     dtype = getattr(_tracing, "matmul_dtype", None) if inference else None
     time_major = tf.transpose(inputs, [1, 0, 2])
