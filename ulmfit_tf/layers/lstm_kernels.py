@@ -138,11 +138,9 @@ def _project(inputs, kernel, bias, inference=True):
     time_major = tf.transpose(inputs, [1, 0, 2])
     shape = tf.shape(time_major)
     flat = tf.reshape(time_major, [-1, kernel.shape[0]])
-    if dtype is None:
-        projected = tf.matmul(flat, kernel) + bias
-    else:
-        projected = tf.cast(tf.matmul(tf.cast(flat, dtype), tf.cast(kernel, dtype)),
-                            bias.dtype) + bias
+    if dtype is not None:
+        flat, kernel = tf.cast(flat, dtype), tf.cast(kernel, dtype)
+    projected = tf.cast(tf.matmul(flat, kernel), bias.dtype) + bias
     return tf.reshape(projected, [shape[0], shape[1], kernel.shape[-1]])
 
 
