@@ -13,7 +13,10 @@ the same for every arm. Then, per seed:
 - ``ulmfit``: ``ulmfit-tf finetune-lm`` from the bundled LM (once per task,
   seed 0, CLI defaults), then ``ulmfit-tf train-classifier --lm`` with the
   CLI's defaults plus `--classifier-flags`, scored with ``ulmfit-tf
-  evaluate`` on the test file;
+  evaluate`` on the test file (since session 16 the defaults blend the
+  classifier with a bag of n-grams: `--classifier-flags
+  --no-bag-of-ngrams` for the classifier alone; `bench/blend.py` scores
+  both from one run);
 - ``scratch``: ``train-classifier`` without a language model, the bundled
   LM's sizes, the CLI's defaults (early stopping on validation included)
   plus `--scratch-flags`.
@@ -184,6 +187,11 @@ def run_classifier(folder, seed, run, flags, lm=None):
     row = {"valid_error": result["valid_error"], "test_error": test["error_rate"],
            "test_macro_f1": test["macro_f1"], "epochs": epochs,
            "seconds": seconds + eval_seconds}
+    if result.get("blend_valid_error") is not None:
+        # valid_error stays the classifier's; the blend's is optimistic (its
+        # weights were fitted on that split); test and dev are the blend's.
+        row["blend_valid_error"] = result["blend_valid_error"]
+        row["bag_weight"] = result["bag_weight"]
     if os.path.isfile(os.path.join(folder, "dev.tsv")):
         dev, _ = _cli(["evaluate", os.path.join(folder, "dev.tsv"), run], run + ".dev.log")
         row["dev_error"] = dev["error_rate"]

@@ -107,6 +107,9 @@ def test_train_classifier_defaults_come_from_the_recipe():
     assert cli._classifier_config(parse("--lm", "run")) == ClassifierConfig()
     assert cli._classifier_config(parse("--optimizer", "sgd")).optimizer == "sgd"
     assert cli._classifier_config(parse("--monitor", "val_accuracy")).monitor == "val_accuracy"
+    assert cli._classifier_config(parse("--lm", "run")).bag_of_ngrams
+    assert not cli._classifier_config(parse("--lm", "run", "--no-bag-of-ngrams")).bag_of_ngrams
+    assert not cli._classifier_config(parse("--lm", "run", "--recipe", "paper")).bag_of_ngrams
 
 
 def test_optimizer_choices_are_the_library_s():

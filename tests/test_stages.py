@@ -93,8 +93,9 @@ def test_three_stages_on_trec_beat_the_majority_class(three_stages, trec):
     assert report["count"] == 500
     assert report["accuracy"] > majority + 0.25, (report["accuracy"], majority)
     assert sorted(os.listdir(three_stages["classifier"])) == [
-        "classes.json", "config.json", "confusion_test.png", "confusion_valid.png",
-        "history.png", "metrics.json", "model.keras", "test_metrics.json", "vocab.txt"]
+        "bag_of_ngrams.keras", "blend.json", "classes.json", "config.json",
+        "confusion_test.png", "confusion_valid.png", "history.png", "metrics.json",
+        "model.keras", "test_metrics.json", "vocab.txt"]
     with open(os.path.join(three_stages["finetuned"], "config.json")) as f:
         config = json.load(f)
     assert config["discriminative_factor"] == 2.6 and config["schedule"] == "stlr"

@@ -243,7 +243,7 @@ _CLASSIFIER_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "max_
                      "drop_mult": "drop_mult", "max_len": "max_len", "bptt": "bptt",
                      "valid_fraction": "valid_fraction", "patience": "patience",
                      "restore_best": "restore_best", "optimizer": "optimizer",
-                     "monitor": "monitor"}
+                     "monitor": "monitor", "bag_of_ngrams": "bag_of_ngrams"}
 
 
 def _given_classifier_settings(args):
@@ -294,6 +294,10 @@ def _train_classifier(args):
         verbose=1 if sys.stdout.isatty() else 2, extra_callbacks=extra)
     result = {"valid_error": summary.get("valid", {}).get("error_rate"),
               "epochs": len(summary["history"]["loss"]), "best_epoch": summary.get("best_epoch")}
+    if "blend" in summary:
+        # Optimistic: the blend's weights were fitted on this split.
+        result["blend_valid_error"] = summary["blend"]["valid_error"]
+        result["bag_weight"] = summary["blend"]["bag_weight"]
     if args.test_split:
         test = _labelled(args.corpus, "test", args.data, args.encoding)
         probabilities = predict_probabilities(model, _encode(test.texts, vocab),
@@ -490,14 +494,16 @@ def _demo(args):
     docs, test_docs = _encode(data.texts, vocab), _encode(test.texts, vocab)
     split = split_labelled(docs, data.labels, 0.1, args.seed)
     arms = {
-        # train-classifier's defaults, at most --epochs epochs.
-        "ulmfit": (lm, ClassifierConfig(epochs=args.epochs, seed=args.seed)),
+        # train-classifier's defaults, at most --epochs epochs, without the
+        # bag-of-n-grams blend: the demo shows what transfer alone does.
+        "ulmfit": (lm, ClassifierConfig(epochs=args.epochs, seed=args.seed,
+                                        bag_of_ngrams=False)),
         # The same architecture and budget from random weights: no pretraining,
         # so nothing to protect (no gradual unfreezing, one rate).
         "from_scratch": ({"vocabulary_size": len(vocab), **{
             k: getattr(lm.encoder, k) for k in ("embedding_dim", "hidden_dim", "num_layers")}},
             ClassifierConfig(epochs=args.epochs, seed=args.seed, gradual_unfreezing=False,
-                             discriminative_factor=None)),
+                             discriminative_factor=None, bag_of_ngrams=False)),
     }
     reports = compare_on_test(arms, split, data.classes, vocab, test_docs, test.labels,
                               args.out, verbose=2)
@@ -703,6 +709,9 @@ def build_parser():
     p.add_argument("--monitor", choices=("val_loss", "val_accuracy"), default=_UNSET,
                    help="what the best epoch is best at (val_accuracy: ties go to the "
                         "lower loss)")
+    p.add_argument("--bag-of-ngrams", action=argparse.BooleanOptionalAction, default=_UNSET,
+                   help="blend the classifier with a TF-IDF bag of n-grams, weights "
+                        "fitted on the validation split (default: on; --recipe paper: off)")
     p.add_argument("--test-split", action="store_true",
                    help="evaluate on the corpus' test split at the end (named corpora)")
     p.add_argument("--backwards", action="store_true", help="with a backward LM")

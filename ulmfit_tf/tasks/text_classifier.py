@@ -130,8 +130,13 @@ class TextClassifier(keras.Model):
     The model's input is a string tensor [B] (tokenized in the graph) or
     right-padded token ids [B, T] (int); its output the probabilities.
 
+    `fit` trains the classifier alone; `train_classifier` (and the CLI)
+    then blend it with a bag of n-grams (`ClassifierConfig.bag_of_ngrams`),
+    and `from_run` loads such a run's blend as its classifier.
+
     Args:
-        classifier: an `AWDLSTMClassifier`.
+        classifier: an `AWDLSTMClassifier` (or the `BlendedClassifier` of a
+            run).
         vocabulary: its `Vocab`, a list of tokens or a vocab file.
         class_names: names of the outputs (None: "0", "1", ...; none for
             regression).
@@ -146,9 +151,11 @@ class TextClassifier(keras.Model):
     def __init__(self, classifier, vocabulary, class_names=None, max_chars=None,
                  backwards=False, split_contractions=None, sentencepiece=None, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(classifier, AWDLSTMClassifier):
-            raise TypeError(f"`classifier` must be an AWDLSTMClassifier. Received: "
-                            f"{classifier!r}")
+        from ulmfit_tf.models.bag_of_ngrams import BlendedClassifier
+
+        if not isinstance(classifier, (AWDLSTMClassifier, BlendedClassifier)):
+            raise TypeError(f"`classifier` must be an AWDLSTMClassifier or a "
+                            f"BlendedClassifier. Received: {classifier!r}")
         self.classifier = classifier
         self.tokenizer = GraphTokenizer(as_vocab(vocabulary), max_chars=max_chars,
                                         name="tokenizer",

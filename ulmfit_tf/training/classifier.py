@@ -32,7 +32,8 @@ MONITORS = ("val_loss", "val_accuracy")
 RECIPES = {
     "default": {},
     "paper": dict(epochs=5, max_lr=1e-2, discriminative_factor=2.6, schedule="stlr_stages",
-                  gradual_unfreezing=True, drop_mult=0.5, patience=None, restore_best=False),
+                  gradual_unfreezing=True, drop_mult=0.5, patience=None, restore_best=False,
+                  bag_of_ngrams=False),
 }
 # A classifier trained from scratch has no pretrained knowledge to protect:
 # one rate for all groups, all trained from the start (unless asked otherwise).
@@ -54,8 +55,9 @@ class ClassifierConfig:
     `epochs` epochs, ending with the last epoch's weights: on every task
     measured, the last epoch had a lower error on held-out texts than the
     one early stopping picked from a small validation split (`patience`,
-    `restore_best` and `monitor` turn it on). The paper's settings:
-    ``ClassifierConfig.recipe("paper")``.
+    `restore_best` and `monitor` turn it on). Then a blend with a TF-IDF
+    bag of n-grams (`bag_of_ngrams`), weighted on the validation split. The
+    paper's settings: ``ClassifierConfig.recipe("paper")``.
     """
 
     epochs: int = 12
@@ -98,6 +100,10 @@ class ClassifierConfig:
     # or "val_accuracy" (ties: the lower loss).
     monitor: str = "val_loss"
     backwards: bool = False  # read texts right to left (with a backward LM)
+    # Blend the classifier with a TF-IDF bag of n-grams on the same ids,
+    # weights fitted on the validation split (single-label tasks with a
+    # validation split; `ulmfit_tf.models.bag_of_ngrams`).
+    bag_of_ngrams: bool = True
     seed: int = 0
     # True, False or "auto"; off where XLA cannot run the step (see
     # `ulmfit_tf.distribute.resolve_jit_compile`).
@@ -260,10 +266,40 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     model.compile(optimizer=text_model.optimizer, loss=loss_and_metrics(config.task)[0],
                   metrics=loss_and_metrics(config.task)[1])
     save_model(model, os.path.join(run_dir, "model.keras"))
+    if config.bag_of_ngrams and config.task == "single_label" and valid is not None:
+        model = _blend_with_bag_of_ngrams(model, train_docs, train_labels, valid_docs,
+                                          valid_labels, vocab, summary, run_dir)
     write_json(os.path.join(run_dir, "metrics.json"), summary)
     plot_history(summary["history"], os.path.join(run_dir, "history.png"), "classifier",
                  batch_losses=batch_losses)
     return model, summary
+
+
+def _blend_with_bag_of_ngrams(model, train_docs, train_labels, valid_docs, valid_labels, vocab,
+                              summary, run_dir):
+    """Fits the bag of n-grams and the blend's weights on the validation
+    split, saves them in the run (``bag_of_ngrams.keras``, ``blend.json``)
+    and returns the blended model. The validation report of the blend is
+    optimistic: its weights were fitted there."""
+    from ulmfit_tf.models.bag_of_ngrams import (BlendedClassifier, bag_logits,
+                                                fit_bag_of_ngrams, fit_blend, word_ids)
+
+    bag, info = fit_bag_of_ngrams(train_docs, train_labels, valid_docs, valid_labels,
+                                  word_ids(vocab), model.num_classes)
+    classifier_weight, bag_weight, loss = fit_blend(
+        predict_probabilities(model, valid_docs), bag_logits(bag, valid_docs), valid_labels)
+    blended = BlendedClassifier(model, bag, classifier_weight, bag_weight)
+    blend = {"classifier_weight": classifier_weight, "bag_weight": bag_weight,
+             "valid_loss": loss, "bag_C": info["C"], "bag_ngrams": bag.num_ngrams,
+             "bag_valid_error": info["valid_errors"][info["C"]],
+             "classifier_valid_error": summary["valid"]["error_rate"],
+             "valid_error": float(np.mean(
+                 np.argmax(predict_probabilities(blended, valid_docs), -1) != valid_labels))}
+    save_model(keras.Sequential([keras.Input((None,), dtype="int32"), bag]),
+               os.path.join(run_dir, "bag_of_ngrams.keras"))
+    write_json(os.path.join(run_dir, "blend.json"), blend)
+    summary["blend"] = blend
+    return blended
 
 
 def split_labelled(docs, labels, valid_fraction, seed):
@@ -354,12 +390,21 @@ def _inference_function(model, precision="float32"):
 
 
 def load_run(run_dir):
-    """(model, vocab, classes, config dict) of a classifier run directory."""
+    """(model, vocab, classes, config dict) of a classifier run directory;
+    the model is a `BlendedClassifier` where the run has a blend."""
     from ulmfit_tf.text import Vocab
     from ulmfit_tf.training.run_dir import load_model_file, require_run
 
     require_run(run_dir, "classifier")
     model = load_model_file(os.path.join(run_dir, "model.keras"))
+    blend_path = os.path.join(run_dir, "blend.json")
+    if os.path.isfile(blend_path):
+        from ulmfit_tf.models.bag_of_ngrams import BlendedClassifier
+
+        with open(blend_path) as f:
+            blend = json.load(f)
+        bag = load_model_file(os.path.join(run_dir, "bag_of_ngrams.keras")).layers[-1]
+        model = BlendedClassifier(model, bag, blend["classifier_weight"], blend["bag_weight"])
     with open(os.path.join(run_dir, "classes.json")) as f:
         classes = json.load(f)
     with open(os.path.join(run_dir, "config.json")) as f:
