@@ -216,6 +216,9 @@ def test_no_blend_when_switched_off_or_multi_label(trec_ids, tmp_path):
     sizes = {"vocabulary_size": len(vocab), "embedding_dim": 8, "hidden_dim": 12,
              "num_layers": 1}
     config = ClassifierConfig(epochs=1, max_len=12, bptt=5, bag_of_ngrams=False)
+    os.makedirs(tmp_path / "off")
+    with open(tmp_path / "off" / "blend.json", "w") as f:  # an earlier run's
+        json.dump({"classifier_weight": 1.0, "bag_weight": 1.0}, f)
     model, summary = train_classifier(sizes, tr_x[:100], tr_y[:100], va_x[:50], va_y[:50],
                                       classes, vocab, config, str(tmp_path / "off"), verbose=0)
     assert not isinstance(model, BlendedClassifier) and "blend" not in summary

@@ -269,6 +269,10 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     if config.bag_of_ngrams and config.task == "single_label" and valid is not None:
         model = _blend_with_bag_of_ngrams(model, train_docs, train_labels, valid_docs,
                                           valid_labels, vocab, summary, run_dir)
+    else:  # a blend left by an earlier run in this folder is not this model's
+        for name in ("blend.json", "bag_of_ngrams.keras"):
+            if os.path.exists(os.path.join(run_dir, name)):
+                os.remove(os.path.join(run_dir, name))
     write_json(os.path.join(run_dir, "metrics.json"), summary)
     plot_history(summary["history"], os.path.join(run_dir, "history.png"), "classifier",
                  batch_losses=batch_losses)
