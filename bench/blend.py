@@ -30,7 +30,7 @@ from classic_baselines import _add_row, _valid_split, run_tfidf  # noqa: E402
 def blend_row(folder, run, seed):
     from ulmfit_tf.data import load_csv
     from ulmfit_tf.evaluation import classification_report
-    from ulmfit_tf.models.bag_of_ngrams import (BlendedClassifier, bag_logits,
+    from ulmfit_tf.models.bag_of_ngrams import (bag_logits, blend_probabilities,
                                                 fit_bag_of_ngrams, fit_blend, word_ids)
     from ulmfit_tf.text import Vocab
     from ulmfit_tf.training.classifier import predict_probabilities
@@ -46,7 +46,6 @@ def blend_row(folder, run, seed):
                                   classifier.num_classes)
     fit_seconds = time.perf_counter() - start
     a, b, _ = fit_blend(predict_probabilities(classifier, va_ids), bag_logits(bag, va_ids), va_y)
-    blended = BlendedClassifier(classifier, bag, a, b)
     row = {"classifier_weight": a, "bag_weight": b, "bag_C": info["C"],
            "bag_ngrams": bag.num_ngrams, "bag_fit_seconds": fit_seconds}
     sets = {"valid": (va_ids, np.asarray(va_y))}
@@ -58,7 +57,7 @@ def blend_row(folder, run, seed):
     for name, (ids, labels) in sets.items():
         p = predict_probabilities(classifier, ids)
         q = bag_logits(bag, ids)
-        blend_p = predict_probabilities(blended, ids)
+        blend_p = blend_probabilities(p, q, a, b).numpy()  # the LSTMs once, not twice
         row[f"classifier_{name}_error"] = float(np.mean(p.argmax(-1) != labels))
         row[f"bag_{name}_error"] = float(np.mean(q.argmax(-1) != labels))
         report = classification_report(labels, blend_p, list(train.classes))

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ulmfit_tf.models.bag_of_ngrams import (BagOfNgrams, BlendedClassifier, _padded,
+from ulmfit_tf.data.classification import pad_right
+from ulmfit_tf.models.bag_of_ngrams import (BagOfNgrams, BlendedClassifier,
                                             bag_logits, fit_bag_of_ngrams, fit_blend, word_ids)
 from ulmfit_tf.text import Vocab, tokenize_corpus
 from ulmfit_tf.training.classifier import (ClassifierConfig, load_run, predict_probabilities,
@@ -60,7 +61,7 @@ def test_features_are_scikit_learns_tfidf(trec_ids, fitted):
     vectorizer.fit(_as_words(vocab, tr_x))
     assert layer.num_ngrams == len(vectorizer.vocabulary_)
     expected = vectorizer.transform(_as_words(vocab, va_x[:50]))
-    row, column, value = (t.numpy() for t in layer.features(_padded(va_x[:50])))
+    row, column, value = (t.numpy() for t in layer.features(pad_right(va_x[:50])))
     ours = np.zeros((50, layer.num_ngrams + 1))
     np.add.at(ours, (row, column), value)
     # Our column c + 1 is the c-th key in sorted order; map scikit-learn's
@@ -98,7 +99,7 @@ def test_fit_matches_scikit_learns_logistic_regression(trec_ids, fitted):
 def test_logits_do_not_depend_on_padding_or_batch(trec_ids, fitted):
     _, _, _, va_x, _, _ = trec_ids
     layer, _ = fitted
-    alone = np.concatenate([layer(_padded([d])).numpy() for d in va_x[:8]])
+    alone = np.concatenate([layer(pad_right([d])).numpy() for d in va_x[:8]])
     padded = np.full((8, 60), 1, np.int64)
     for i, d in enumerate(va_x[:8]):
         padded[i, :len(d)] = d
@@ -186,7 +187,7 @@ def test_blended_run_end_to_end(trec_ids, tmp_path):
     assert BlendedClassifier.from_config(loaded.get_config()).get_config() == loaded.get_config()
 
     served = tf.saved_model.load(path).signatures["predict_ids"](
-        token_ids=tf.constant(_padded(va_x[:30]), tf.int32))["probabilities"].numpy()
+        token_ids=tf.constant(pad_right(va_x[:30]), tf.int32))["probabilities"].numpy()
     np.testing.assert_allclose(served, expected, atol=1e-5)
 
     # The Keras task on raw strings serves the run's blend, and saves it.

@@ -19,6 +19,14 @@ from ulmfit_tf.data.lm_stream import element_sharding
 from ulmfit_tf.text.rules import PAD_ID
 
 
+def pad_right(docs):
+    """Id arrays as one right-padded [len, longest] int32 array (xxpad)."""
+    ids = np.full((len(docs), max(len(d) for d in docs)), PAD_ID, np.int32)
+    for row, doc in enumerate(docs):
+        ids[row, :len(doc)] = doc
+    return ids
+
+
 class ClassificationBatches:
     """Batches of (ids, labels) for a classifier.
 
@@ -99,10 +107,7 @@ class ClassificationBatches:
 
     def padded(self, indices):
         """The texts at `indices` as one right-padded [len, longest] int32 array."""
-        ids = np.full((len(indices), self.lengths[indices].max()), PAD_ID, np.int32)
-        for row, i in enumerate(indices):
-            ids[row, : self.lengths[i]] = self.docs[i]
-        return ids
+        return pad_right([self.docs[i] for i in indices])
 
     def __iter__(self):
         return self.batches()

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ulmfit_tf.data.classification import pad_right
 from ulmfit_tf.text.rules import PAD_ID, SPECIAL_TOKENS
 
 # Inverse regularisation strengths tried (scikit-learn's C); the best on
@@ -131,17 +132,9 @@ class BagOfNgrams(keras.layers.Layer):
                 "num_ngrams": self.num_ngrams, "num_classes": self.num_classes}
 
 
-def _padded(docs):
-    width = max(1, max(len(d) for d in docs))
-    out = np.full((len(docs), width), PAD_ID, np.int64)
-    for i, d in enumerate(docs):
-        out[i, :len(d)] = d
-    return out
-
-
 def bag_logits(layer, docs):
     """Logits [N, C] of a list of id arrays."""
-    return np.concatenate([layer(_padded(docs[start:start + FIT_BATCH])).numpy()
+    return np.concatenate([layer(pad_right(docs[start:start + FIT_BATCH])).numpy()
                            for start in range(0, len(docs), FIT_BATCH)])
 
 
@@ -149,7 +142,7 @@ def _features_of(layer, docs):
     """All of `docs`' TF-IDF entries as one (row, column, value) triple."""
     rows, columns, values = [], [], []
     for start in range(0, len(docs), FIT_BATCH):
-        row, column, value = layer.features(_padded(docs[start:start + FIT_BATCH]))
+        row, column, value = layer.features(pad_right(docs[start:start + FIT_BATCH]))
         rows.append(row.numpy() + start)
         columns.append(column.numpy())
         values.append(value.numpy())
@@ -196,7 +189,7 @@ def fit_bag_of_ngrams(train_docs, train_labels, valid_docs, valid_labels, words,
     # (a batch at a time: one padded matrix of 25,000 reviews is gigabytes).
     distinct = []
     for start in range(0, len(train_docs), FIT_BATCH):
-        keys = ngram_keys(words_only(_padded(train_docs[start:start + FIT_BATCH]), words),
+        keys = ngram_keys(words_only(pad_right(train_docs[start:start + FIT_BATCH]), words),
                           len(words)).numpy()
         distinct.extend(np.unique(row[row >= 0]) for row in keys)
     vocabulary, document_frequency = np.unique(np.concatenate(distinct), return_counts=True)
@@ -284,9 +277,7 @@ def fit_blend(classifier_probabilities, bag_logits, labels):
     """
     labels = np.asarray(labels, np.int64)
     log_p = np.log(np.clip(np.asarray(classifier_probabilities, np.float64), 1e-7, 1.0))
-    log_q = np.asarray(bag_logits, np.float64)
-    log_q = log_q - np.log(np.sum(np.exp(log_q - log_q.max(-1, keepdims=True)), -1,
-                                  keepdims=True)) - log_q.max(-1, keepdims=True)
+    log_q = tf.nn.log_softmax(np.asarray(bag_logits, np.float64)).numpy()
     best = None
     for share in BLEND_SHARES:
         mixed = (1.0 - share) * log_p + share * log_q
@@ -297,6 +288,15 @@ def fit_blend(classifier_probabilities, bag_logits, labels):
             if best is None or loss < best[2] - 1e-12:
                 best = (float(scale * (1.0 - share)), float(scale * share), loss)
     return best
+
+
+def blend_probabilities(classifier_probabilities, bag_logits, classifier_weight, bag_weight):
+    """softmax(a log p + b log_softmax(bag logits)): the blend of
+    `BlendedClassifier`, also for probabilities and logits at hand."""
+    probabilities = tf.cast(classifier_probabilities, tf.float32)
+    log_p = tf.math.log(tf.clip_by_value(probabilities, 1e-7, 1.0))
+    log_q = tf.nn.log_softmax(tf.cast(bag_logits, tf.float32))
+    return tf.nn.softmax(classifier_weight * log_p + bag_weight * log_q)
 
 
 @keras.saving.register_keras_serializable(package="ulmfit_tf")
@@ -336,10 +336,9 @@ class BlendedClassifier(keras.Model):
     encoder = property(lambda self: self.classifier.encoder)
 
     def call(self, token_ids, training=False):
-        probabilities = tf.cast(self.classifier(token_ids, training=training), tf.float32)
-        log_p = tf.math.log(tf.clip_by_value(probabilities, 1e-7, 1.0))
-        log_q = tf.nn.log_softmax(self.bag_of_ngrams(token_ids))
-        return tf.nn.softmax(self.classifier_weight * log_p + self.bag_weight * log_q)
+        return blend_probabilities(self.classifier(token_ids, training=training),
+                                   self.bag_of_ngrams(token_ids), self.classifier_weight,
+                                   self.bag_weight)
 
     def get_config(self):
         return {**super().get_config(),

@@ -256,8 +256,8 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     if keep_best is not None and keep_best.best_epoch is not None:
         summary["best_epoch"] = keep_best.best_epoch + 1  # 1-based, as the history plot
     if valid is not None and config.task == "single_label":
-        report = classification_report(valid_labels, predict_probabilities(model, valid_docs),
-                                       classes)
+        valid_probabilities = predict_probabilities(model, valid_docs)
+        report = classification_report(valid_labels, valid_probabilities, classes)
         summary["valid"] = report
         plot_confusion_matrix(report, os.path.join(run_dir, "confusion_valid.png"),
                               "validation")
@@ -268,7 +268,8 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     save_model(model, os.path.join(run_dir, "model.keras"))
     if config.bag_of_ngrams and config.task == "single_label" and valid is not None:
         model = _blend_with_bag_of_ngrams(model, train_docs, train_labels, valid_docs,
-                                          valid_labels, vocab, summary, run_dir)
+                                          valid_labels, valid_probabilities, vocab, summary,
+                                          run_dir)
     else:  # a blend left by an earlier run in this folder is not this model's
         for name in ("blend.json", "bag_of_ngrams.keras"):
             if os.path.exists(os.path.join(run_dir, name)):
@@ -279,31 +280,34 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
     return model, summary
 
 
-def _blend_with_bag_of_ngrams(model, train_docs, train_labels, valid_docs, valid_labels, vocab,
-                              summary, run_dir):
+def _blend_with_bag_of_ngrams(model, train_docs, train_labels, valid_docs, valid_labels,
+                              valid_probabilities, vocab, summary, run_dir):
     """Fits the bag of n-grams and the blend's weights on the validation
-    split, saves them in the run (``bag_of_ngrams.keras``, ``blend.json``)
-    and returns the blended model. The validation report of the blend is
-    optimistic: its weights were fitted there."""
+    split (`valid_probabilities`: the classifier's there), saves them in the
+    run (``bag_of_ngrams.keras``, ``blend.json``) and returns the blended
+    model. The validation report of the blend is optimistic: its weights
+    were fitted there."""
     from ulmfit_tf.models.bag_of_ngrams import (BlendedClassifier, bag_logits,
-                                                fit_bag_of_ngrams, fit_blend, word_ids)
+                                                blend_probabilities, fit_bag_of_ngrams,
+                                                fit_blend, word_ids)
 
     bag, info = fit_bag_of_ngrams(train_docs, train_labels, valid_docs, valid_labels,
                                   word_ids(vocab), model.num_classes)
-    classifier_weight, bag_weight, loss = fit_blend(
-        predict_probabilities(model, valid_docs), bag_logits(bag, valid_docs), valid_labels)
-    blended = BlendedClassifier(model, bag, classifier_weight, bag_weight)
+    valid_bag_logits = bag_logits(bag, valid_docs)
+    classifier_weight, bag_weight, loss = fit_blend(valid_probabilities, valid_bag_logits,
+                                                    valid_labels)
+    blended = blend_probabilities(valid_probabilities, valid_bag_logits, classifier_weight,
+                                  bag_weight).numpy()
     blend = {"classifier_weight": classifier_weight, "bag_weight": bag_weight,
              "valid_loss": loss, "bag_C": info["C"], "bag_ngrams": bag.num_ngrams,
              "bag_valid_error": info["valid_errors"][info["C"]],
              "classifier_valid_error": summary["valid"]["error_rate"],
-             "valid_error": float(np.mean(
-                 np.argmax(predict_probabilities(blended, valid_docs), -1) != valid_labels))}
+             "valid_error": float(np.mean(np.argmax(blended, -1) != valid_labels))}
     save_model(keras.Sequential([keras.Input((None,), dtype="int32"), bag]),
                os.path.join(run_dir, "bag_of_ngrams.keras"))
     write_json(os.path.join(run_dir, "blend.json"), blend)
     summary["blend"] = blend
-    return blended
+    return BlendedClassifier(model, bag, classifier_weight, bag_weight)
 
 
 def split_labelled(docs, labels, valid_fraction, seed):
