@@ -113,13 +113,24 @@ def test_schedule_serialisation(cls, steps, kwargs, tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(max_lr=0, total_steps=10), "`max_lr` must be > 0. Received: 0"),
     (dict(max_lr=1e-3, total_steps=0), "`total_steps` must be an int >= 1. Received: 0"),
-    (dict(max_lr=1e-3, total_steps=10, cut_frac=1.0), r"`cut_frac` must be \(0, 1\)"),
+    (dict(max_lr=1e-3, total_steps=10, cut_frac=1.5), r"`cut_frac` must be in \(0, 1\]"),
+    (dict(max_lr=1e-3, total_steps=10, cut_frac=0), r"`cut_frac` must be in \(0, 1\]"),
     (dict(max_lr=1e-3, total_steps=10, ratio=0.5), "`ratio` must be >= 1"),
     (dict(max_lr=1e-3, total_steps=5, cut_frac=0.1), "warm-up of at least one step"),
 ])
 def test_stlr_argument_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SlantedTriangular(**kwargs)
+
+
+def test_stlr_of_one_or_two_steps():
+    """What the stages' `cut_frac=max(0.1, 1 / total_steps)` gives a tiny fit:
+    a one-step run takes its step at the peak; two steps warm up, then peak."""
+    one = SlantedTriangular(1e-2, 1, cut_frac=1.0)
+    assert float(one(0)) == pytest.approx(1e-2) and float(one(1)) == pytest.approx(1e-2 / 32)
+    two = SlantedTriangular(1e-2, 2, cut_frac=0.5)
+    assert [float(two(t)) for t in range(3)] == pytest.approx([1e-2 / 32, 1e-2, 1e-2 / 32])
+    assert np.isfinite([float(one(t)) for t in range(5)]).all()
 
 
 @pytest.mark.parametrize("stages, message", [

@@ -287,6 +287,16 @@ def test_language_model_adapt_fit_generate_save(questions, tmp_path):
         adapted.adapt(42)
 
 
+def test_language_model_fits_a_handful_of_texts(questions):
+    """A fit of one step (a few texts, the default batch): the slanted
+    triangle had no room for a warm-up and refused to be built."""
+    texts, _, _ = questions
+    lm = tiny_language_model(texts)
+    lm.compile()
+    history = lm.fit(texts[:60], epochs=1, verbose=0)
+    assert len(history.history["loss"]) == 1 and np.isfinite(history.history["loss"][0])
+
+
 def test_contraction_rule_follows_the_vocabulary_through_the_tasks(questions, tmp_path):
     """A vocabulary with spaCy's contraction rule (a converted fastai LM)
     keeps it through `adapt`, the classifier, Keras saving and generation."""

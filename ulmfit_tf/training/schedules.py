@@ -45,20 +45,23 @@ class SlantedTriangular(keras.optimizers.schedules.LearningRateSchedule):
         _check("max_lr", max_lr, 0, low_open=True)
         if not isinstance(total_steps, int) or total_steps < 1:
             raise ValueError(f"`total_steps` must be an int >= 1. Received: {total_steps!r}")
-        _check("cut_frac", cut_frac, 0, 1, low_open=True)
+        if not 0 < cut_frac <= 1:
+            raise ValueError(f"`cut_frac` must be in (0, 1]. Received: {cut_frac!r}")
         _check("ratio", ratio, 1)
-        if math.floor(total_steps * cut_frac) < 1:
+        if total_steps > 1 and math.floor(total_steps * cut_frac) < 1:
             raise ValueError(
                 f"`total_steps` * `cut_frac` must be >= 1 (a warm-up of at least one "
                 f"step). Received: total_steps={total_steps}, cut_frac={cut_frac}")
         self.max_lr, self.total_steps = float(max_lr), total_steps
         self.cut_frac, self.ratio = float(cut_frac), float(ratio)
-        self.cut = math.floor(total_steps * cut_frac)
+        # At least one decay step; a one-step run (a tiny `fit`) is all decay
+        # and takes that step at the peak.
+        self.cut = min(total_steps - 1, math.floor(total_steps * cut_frac))
 
     def __call__(self, step):
         t = tf.cast(step, tf.float32)
         cut = float(self.cut)
-        p = tf.where(t < cut, t / cut, 1.0 - (t - cut) / (self.total_steps - cut))
+        p = tf.where(t < cut, t / max(cut, 1.0), 1.0 - (t - cut) / (self.total_steps - cut))
         p = tf.clip_by_value(p, 0.0, 1.0)
         return self.max_lr * (1.0 + p * (self.ratio - 1.0)) / self.ratio
 
