@@ -157,3 +157,12 @@ def test_non_utf8_csv_names_file_and_line(tmp_path, capsys):
     assert cli.main(["evaluate", str(path), str(tmp_path / "no-run"), "--encoding",
                      "latin-1"]) == 2
     assert "No run directory at" in capsys.readouterr().err
+
+
+def test_demo_refuses_a_language_model_that_reads_the_other_way(tmp_path, capsys):
+    assert cli.main(["demo", "--out", str(tmp_path / "demo"),
+                     "--pretrained-backward", BASE_LM]) == 2
+    err = capsys.readouterr().err
+    assert f"`--pretrained-backward` must be a backward language model. Received: " \
+           f"{BASE_LM!r}" in err
+    assert not os.path.exists(tmp_path / "demo")

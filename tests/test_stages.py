@@ -199,16 +199,37 @@ def test_killed_run_resumes_to_the_same_result(data_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_runs_both_arms(data_dir, tmp_path, capsys):
-    """`ulmfit-tf demo` at toy size (it pretrains a tiny LM when none is bundled)."""
+def test_demo_runs_both_arms_and_both_directions(data_dir, tmp_path, capsys):
+    """`ulmfit-tf demo` at toy size (it pretrains tiny LMs when none are bundled)."""
     out = str(tmp_path / "demo")
     assert main(["demo", "--out", out, "--data", data_dir, "--pretrained",
-                 str(tmp_path / "none"), "--lm-epochs", "2", "--epochs", "1"]) == 0
+                 str(tmp_path / "none"), "--pretrained-backward", str(tmp_path / "none"),
+                 "--lm-epochs", "2", "--epochs", "1"]) == 0
     with open(os.path.join(out, "demo.json")) as f:
         errors = json.load(f)
-    assert set(errors) == {"ulmfit", "from_scratch"}
+    assert set(errors) == {"ulmfit", "ulmfit_backward", "ulmfit_ensemble", "from_scratch"}
     assert all(0 <= e < 1 for e in errors.values())
-    assert "TREC-6 test error: ULMFiT" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "TREC-6 test error: ULMFiT forward" in printed and "both averaged" in printed
+    with open(os.path.join(out, "finetuned-lm-backward", "config.json")) as f:
+        assert json.load(f)["backwards"] is True
+    # The demo's average is what `evaluate` gives for the two runs.
+    assert main(["evaluate", "trec", os.path.join(out, "ulmfit"),
+                 os.path.join(out, "ulmfit_backward"), "--data", data_dir]) == 0
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert evaluated["error_rate"] == pytest.approx(errors["ulmfit_ensemble"], abs=1e-9)
+
+
+@pytest.mark.slow
+def test_demo_forward_only(data_dir, tmp_path, capsys):
+    out = str(tmp_path / "demo")
+    assert main(["demo", "--out", out, "--data", data_dir, "--pretrained",
+                 str(tmp_path / "none"), "--no-backward", "--lm-epochs", "1",
+                 "--epochs", "1"]) == 0
+    with open(os.path.join(out, "demo.json")) as f:
+        assert set(json.load(f)) == {"ulmfit", "from_scratch"}
+    assert not os.path.exists(os.path.join(out, "finetuned-lm-backward"))
+    assert "TREC-6 test error: ULMFiT " in capsys.readouterr().out
 
 
 def test_backwards_classifier_reads_reversed_texts(monkeypatch):

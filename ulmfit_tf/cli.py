@@ -466,31 +466,48 @@ def _read_run_config(run):
 
 
 DEFAULT_PRETRAINED = os.path.join(PRESETS_DIR, DEFAULT_PRESET)
+# The backward twin: the same data and settings, read right to left.
+DEFAULT_PRETRAINED_BACKWARD = os.path.join(PRESETS_DIR, DEFAULT_PRESET + "-bwd")
 
 
 def _demo(args):
-    """ULMFiT's three stages on TREC-6 at small scale, beside a from-scratch baseline."""
+    """ULMFiT's three stages on TREC-6 at small scale, beside a from-scratch
+    baseline; with a backward LM too, each direction and their average."""
+    from ulmfit_tf.evaluation import classification_report
     from ulmfit_tf.training.classifier import ClassifierConfig, compare_on_test, split_labelled
     from ulmfit_tf.training.run_dir import write_json
 
+    directions = {"forward": args.pretrained}
+    if not args.no_backward:
+        directions["backward"] = args.pretrained_backward
+    for direction, pretrained in directions.items():  # before any work
+        if (os.path.isfile(os.path.join(pretrained, "model.keras")) and
+                _read_run_config(pretrained).get("backwards", False) != (direction == "backward")):
+            flag = "--pretrained-backward" if direction == "backward" else "--pretrained"
+            raise ValueError(f"`{flag}` must be a {direction} language model. Received: "
+                             f"{pretrained!r}, which reads the other way")
     os.makedirs(args.out, exist_ok=True)
     data_args = ["--data", args.data] if args.data else []
-    pretrained = args.pretrained
-    if not os.path.isfile(os.path.join(pretrained, "model.keras")):
-        print(f"No pretrained model at {pretrained!r}: pretraining a small one on TREC "
-              "questions (weak; the bundled general-English model is better).")
-        pretrained = os.path.join(args.out, "pretrained")
-        _run_main(["pretrain", "trec", "--out", pretrained, "--epochs", "2",
-                   "--embedding-dim", "64", "--hidden-dim", "128", "--layers", "2",
-                   "--batch-size", "32", "--bptt", "40", "--lr", "1e-2", "--drop-mult", "0.3",
-                   *data_args])
-    finetuned = os.path.join(args.out, "finetuned-lm")
-    _run_main(["finetune-lm", "trec", "--pretrained", pretrained, "--out", finetuned,
-               "--epochs", str(args.lm_epochs), "--lr", "1e-2", "--batch-size", "32",
-               "--bptt", "40", "--seed", str(args.seed), *data_args])
+    finetuned = {}
+    for direction, pretrained in directions.items():
+        backwards_args = ["--backwards"] if direction == "backward" else []
+        suffix = "-backward" if direction == "backward" else ""
+        if not os.path.isfile(os.path.join(pretrained, "model.keras")):
+            print(f"No pretrained {direction} model at {pretrained!r}: pretraining a small one "
+                  "on TREC questions (weak; the bundled general-English models are better).")
+            pretrained = os.path.join(args.out, "pretrained" + suffix)
+            _run_main(["pretrain", "trec", "--out", pretrained, "--epochs", "2",
+                       "--embedding-dim", "64", "--hidden-dim", "128", "--layers", "2",
+                       "--batch-size", "32", "--bptt", "40", "--lr", "1e-2", "--drop-mult", "0.3",
+                       *backwards_args, *data_args])
+        finetuned[direction] = os.path.join(args.out, "finetuned-lm" + suffix)
+        _run_main(["finetune-lm", "trec", "--pretrained", pretrained,
+                   "--out", finetuned[direction], "--epochs", str(args.lm_epochs), "--lr", "1e-2",
+                   "--batch-size", "32", "--bptt", "40", "--seed", str(args.seed),
+                   *backwards_args, *data_args])
 
     data, test = _labelled("trec", "train", args.data), _labelled("trec", "test", args.data)
-    lm, vocab = _load_lm_run(finetuned)
+    lm, vocab = _load_lm_run(finetuned["forward"])
     docs, test_docs = _encode(data.texts, vocab), _encode(test.texts, vocab)
     split = split_labelled(docs, data.labels, 0.1, args.seed)
     arms = {
@@ -505,12 +522,33 @@ def _demo(args):
             ClassifierConfig(epochs=args.epochs, seed=args.seed, gradual_unfreezing=False,
                              discriminative_factor=None, bag_of_ngrams=False)),
     }
+    probabilities = {}
     reports = compare_on_test(arms, split, data.classes, vocab, test_docs, test.labels,
-                              args.out, verbose=2)
+                              args.out, verbose=2, test_probabilities=probabilities)
+    if "backward" in finetuned:
+        # Its own vocabulary and ids; the same texts in each split (the split
+        # depends only on their count and the seed).
+        lm, vocab = _load_lm_run(finetuned["backward"])
+        split = split_labelled(_encode(data.texts, vocab), data.labels, 0.1, args.seed)
+        config = ClassifierConfig(epochs=args.epochs, seed=args.seed, bag_of_ngrams=False,
+                                  backwards=True)
+        reports.update(compare_on_test(
+            {"ulmfit_backward": (lm, config)}, split, data.classes, vocab,
+            _encode(test.texts, vocab), test.labels, args.out, verbose=2,
+            test_probabilities=probabilities))
+        # The paper's best results average the two directions' probabilities.
+        reports["ulmfit_ensemble"] = classification_report(
+            test.labels, (probabilities["ulmfit"] + probabilities["ulmfit_backward"]) / 2,
+            data.classes)
     results = {name: report["error_rate"] for name, report in reports.items()}
     write_json(os.path.join(args.out, "demo.json"), results)
-    print(f"TREC-6 test error: ULMFiT {results['ulmfit']:.1%}, "
-          f"same model from scratch {results['from_scratch']:.1%}")
+    ulmfit = f"ULMFiT {results['ulmfit']:.1%}"
+    if "ulmfit_ensemble" in results:
+        ulmfit = (f"ULMFiT forward {results['ulmfit']:.1%}, backward "
+                  f"{results['ulmfit_backward']:.1%}, both averaged "
+                  f"{results['ulmfit_ensemble']:.1%}")
+    print(f"TREC-6 test error: {ulmfit}; same model from scratch "
+          f"{results['from_scratch']:.1%}")
 
 
 def _run_main(argv):
@@ -789,6 +827,10 @@ def build_parser():
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--data", default=None, help="local mirror of the datasets")
     p.add_argument("--pretrained", default=DEFAULT_PRETRAINED)
+    p.add_argument("--pretrained-backward", default=DEFAULT_PRETRAINED_BACKWARD,
+                   help="the backward LM (pretrained on TREC if none is there)")
+    p.add_argument("--no-backward", action="store_true",
+                   help="the forward direction only (half the time)")
     p.add_argument("--lm-epochs", type=int, default=3)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)

@@ -319,16 +319,20 @@ def split_labelled(docs, labels, valid_fraction, seed):
             [d for d, _ in valid], np.array([l for _, l in valid]))
 
 
-def compare_on_test(arms, split, classes, vocab, test_docs, test_labels, out_dir, verbose=0):
+def compare_on_test(arms, split, classes, vocab, test_docs, test_labels, out_dir, verbose=0,
+                    test_probabilities=None):
     """Trains each arm (name -> (source, config)) on the same split and reports
-    its test metrics (also written to ``out_dir/<arm>/test_metrics.json``)."""
+    its test metrics (also written to ``out_dir/<arm>/test_metrics.json``).
+    `test_probabilities`: a dict that receives each arm's test probabilities
+    (to average arms)."""
     reports = {}
     for name, (source, config) in arms.items():
         model, _ = train_classifier(source, *split, classes, vocab, config,
                                     os.path.join(out_dir, name), verbose=verbose)
-        reports[name] = classification_report(
-            test_labels, predict_probabilities(model, test_docs, backwards=config.backwards),
-            classes)
+        probabilities = predict_probabilities(model, test_docs, backwards=config.backwards)
+        if test_probabilities is not None:
+            test_probabilities[name] = probabilities
+        reports[name] = classification_report(test_labels, probabilities, classes)
         write_json(os.path.join(out_dir, name, "test_metrics.json"), reports[name])
     return reports
 
