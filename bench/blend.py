@@ -72,7 +72,9 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--tasks", default="trec,sms,imdb,20news")
     parser.add_argument("--tag", default="v2")
+    parser.add_argument("--seeds", default=None, help="only these seeds' runs (default: all)")
     args = parser.parse_args()
+    seeds = None if args.seeds is None else {int(s) for s in args.seeds.split(",")}
     results_path = os.path.join(args.out, f"results-{args.tag}-blend.json")
     for task in args.tasks.split(","):
         folder = os.path.join(args.out, task)
@@ -80,6 +82,8 @@ def main():
             if not os.path.isfile(os.path.join(run, "model.keras")):
                 continue
             seed = int(re.search(r"-s(\d+)$", run).group(1))
+            if seeds is not None and seed not in seeds:
+                continue
             row = blend_row(folder, run, seed)
             tfidf = run_tfidf(folder, seed)
             row.update({f"sklearn_{k}": v for k, v in tfidf.items() if k.endswith("error")})

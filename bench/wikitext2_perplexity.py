@@ -6,10 +6,12 @@ The file is read as one document per article (" = Title = " headings), put
 through the ULMFiT rules (``<unk>`` -> ``xxunk``, ``@-@`` markers joined) and
 the run's vocabulary; prints the perplexity over all tokens (xxunk included,
 so it is not comparable with word-level WikiText figures of other vocabularies)
-and the share of unknown tokens.
+and the share of unknown tokens. A backward run (``"backwards": true`` in its
+config.json) reads the stream right to left.
 """
 
 import argparse
+import json
 import math
 import os
 import re
@@ -37,9 +39,13 @@ def main():
     ids = np.concatenate(docs)
     model = keras.saving.load_model(os.path.join(args.run, "model.keras"), compile=False)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    stream = LMStream(docs, batch_size=32, bptt=70, variable_bptt=False, shuffle=False)
+    with open(os.path.join(args.run, "config.json")) as f:
+        backwards = bool(json.load(f).get("backwards", False))
+    stream = LMStream(docs, batch_size=32, bptt=70, variable_bptt=False, shuffle=False,
+                      backwards=backwards)
     loss = model.evaluate(stream.as_dataset(), verbose=0)
-    print(f"{len(articles)} articles, {len(ids):,} tokens, xxunk {np.mean(ids == 0):.1%}: "
+    print(f"{len(articles)} articles, {len(ids):,} tokens, xxunk {np.mean(ids == 0):.1%}, "
+          f"{'backward' if backwards else 'forward'}: "
           f"perplexity {math.exp(loss):.1f}")
 
 
