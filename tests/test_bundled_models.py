@@ -4,12 +4,9 @@ says of them."""
 import json
 import os
 
-import pytest
-
-from ulmfit_tf.presets import DEFAULT_PRESET, PRESETS_DIR, preset_names
+from ulmfit_tf.presets import (DEFAULT_BACKWARD_PRESET as BACKWARD_PRESET, DEFAULT_PRESET,
+                               PRESETS_DIR, preset_names)
 from ulmfit_tf.tasks import LanguageModel
-
-BACKWARD_PRESET = DEFAULT_PRESET + "-bwd"
 
 
 def _run_file(preset, name):

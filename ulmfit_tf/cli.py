@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from ulmfit_tf.presets import DEFAULT_PRESET, PRESETS_DIR
+from ulmfit_tf.presets import DEFAULT_BACKWARD_PRESET, DEFAULT_PRESET, PRESETS_DIR
 from ulmfit_tf.recipes import FINETUNE_RECIPE, FINETUNE_VOCAB
 
 
@@ -466,8 +466,7 @@ def _read_run_config(run):
 
 
 DEFAULT_PRETRAINED = os.path.join(PRESETS_DIR, DEFAULT_PRESET)
-# The backward twin: the same data and settings, read right to left.
-DEFAULT_PRETRAINED_BACKWARD = os.path.join(PRESETS_DIR, DEFAULT_PRESET + "-bwd")
+DEFAULT_PRETRAINED_BACKWARD = os.path.join(PRESETS_DIR, DEFAULT_BACKWARD_PRESET)
 
 
 def _demo(args):

@@ -9,6 +9,8 @@ import os
 PRESETS_DIR = os.environ.get("ULMFIT_TF_PRESETS") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
 DEFAULT_PRESET = "general-en-base"
+# Its backward twin: the same data and settings, read right to left.
+DEFAULT_BACKWARD_PRESET = DEFAULT_PRESET + "-bwd"
 # fastai's published models (ulmfit_tf.convert.fastai.FASTAI_PRETRAINED).
 FASTAI_PRESETS = ("wt103-fwd", "wt103-bwd")
 
