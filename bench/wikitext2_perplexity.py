@@ -11,7 +11,6 @@ config.json) reads the stream right to left.
 """
 
 import argparse
-import json
 import math
 import os
 import re
@@ -22,9 +21,8 @@ import numpy as np
 def main():
     import keras
 
-    import ulmfit_tf  # noqa: F401
     from ulmfit_tf.data import LMStream
-    from ulmfit_tf.text import Vocab
+    from ulmfit_tf.tasks.text_classifier import language_model_and_vocab
 
     parser = argparse.ArgumentParser()
     parser.add_argument("run")
@@ -34,13 +32,10 @@ def main():
     with open(os.path.join(args.data, "wikitext-2", "wiki.valid.tokens"), encoding="utf-8") as f:
         text = f.read()
     articles = [a for a in re.split(r"\n (?== [^=])", text) if a.strip()]
-    vocab = Vocab.load(os.path.join(args.run, "vocab.txt"))
+    model, vocab, backwards = language_model_and_vocab(args.run, arg_name="run")
     docs = vocab.encode_texts(articles)
     ids = np.concatenate(docs)
-    model = keras.saving.load_model(os.path.join(args.run, "model.keras"), compile=False)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    with open(os.path.join(args.run, "config.json")) as f:
-        backwards = bool(json.load(f).get("backwards", False))
     stream = LMStream(docs, batch_size=32, bptt=70, variable_bptt=False, shuffle=False,
                       backwards=backwards)
     loss = model.evaluate(stream.as_dataset(), verbose=0)
