@@ -118,3 +118,47 @@ def test_cli_choices_match_the_library():
     flags = {a.dest: a for a in commands["train-classifier"]._actions}
     assert tuple(flags["schedule"].choices) == SCHEDULES
     assert tuple(flags["strategy"].choices) == tuple(STRATEGIES)
+
+
+def test_pretrain_recipes():
+    """"paper" is the defaults; "general-en-base" is what the bundled model's
+    resolved config.json and vocabulary say it was trained with."""
+    from ulmfit_tf.recipes import PRETRAIN_RECIPES, PRETRAIN_VOCAB
+
+    assert LanguageModelConfig.recipe("paper") == LanguageModelConfig()
+    base_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "saved_models", "general-en-base")
+    with open(os.path.join(base_dir, "config.json")) as f:
+        trained_with = json.load(f)
+    base = LanguageModelConfig.recipe("general-en-base")
+    for field in PRETRAIN_RECIPES["general-en-base"]:
+        assert getattr(base, field) == trained_with[field], field
+    assert trained_with["vocabulary_size"] == PRETRAIN_VOCAB["general-en-base"]["max_vocab"]
+    assert set(PRETRAIN_VOCAB) == set(PRETRAIN_RECIPES)
+    assert LanguageModelConfig.recipe("general-en-base", hidden_dim=8).hidden_dim == 8
+    with pytest.raises(ValueError, match="`recipe` must be one of .*Received: 'wt103'"):
+        LanguageModelConfig.recipe("wt103")
+
+
+def test_cli_pretrain_takes_the_recipe_and_the_flags_over_it(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    words = np.random.default_rng(0).choice(["the", "a", "cat", "dog", "sat", "ran", "on",
+                                             "mat", "."], size=6000)
+    corpus.write_text("\n".join(" ".join(words[i:i + 60]) for i in range(0, 6000, 60)))
+    run = tmp_path / "lm"
+    assert main(["pretrain", str(corpus), "--out", str(run), "--preset", "general-en-base",
+                 "--embedding-dim", "8", "--hidden-dim", "12", "--layers", "1",
+                 "--batch-size", "4", "--bptt", "10", "--valid-fraction", "0.1"]) == 0
+    with open(run / "config.json") as f:
+        config = json.load(f)
+    base = LanguageModelConfig.recipe("general-en-base")
+    # The recipe's where no flag was given, the flags' where one was.
+    assert (config["drop_mult"], config["max_lr"], config["num_layers"]) == (
+        base.drop_mult, base.max_lr, 1)
+    assert (config["embedding_dim"], config["hidden_dim"], config["valid_fraction"]) == (
+        8, 12, 0.1)
+    with pytest.raises(SystemExit) as error:
+        main(["pretrain", str(corpus), "--out", str(tmp_path / "x"), "--recipe", "wt103"])
+    assert error.value.code == 2
+    assert "invalid choice: 'wt103'" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "x")

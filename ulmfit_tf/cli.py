@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from ulmfit_tf.presets import DEFAULT_BACKWARD_PRESET, DEFAULT_PRESET, PRESETS_DIR
-from ulmfit_tf.recipes import FINETUNE_RECIPE, FINETUNE_VOCAB
+from ulmfit_tf.recipes import FINETUNE_RECIPE, FINETUNE_VOCAB, PRETRAIN_VOCAB
 
 
 def _prepare(args):
@@ -96,21 +96,23 @@ def _pretrain(args):
     from ulmfit_tf.training.language_model import (LanguageModelConfig, split_documents,
                                                    train_language_model)
 
-    sizes = dict(embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
-                 num_layers=args.layers, drop_mult=args.drop_mult)
+    settings = {field: getattr(args, flag) for flag, field in _PRETRAIN_FLAGS.items()
+                if hasattr(args, flag)}
     model = vocab = None
     if args.init_from:
         # Continue training a model: its sizes and its vocabulary.
         model, vocab = _load_lm_run(args.init_from, "--init-from")
         encoder = model.encoder
-        sizes = dict(embedding_dim=encoder.embedding_dim, hidden_dim=encoder.hidden_dim,
-                     num_layers=encoder.num_layers, drop_mult=encoder.drop_mult)
-    config = LanguageModelConfig(
-        **sizes, batch_size=args.batch_size, bptt=args.bptt,
-        epochs=args.epochs, tokens_per_epoch=args.tokens_per_epoch, max_lr=args.lr,
-        schedule=args.schedule, optimizer=args.optimizer,
-        valid_fraction=args.valid_fraction, backwards=args.backwards, seed=args.seed)
-    docs, vocab = _load_documents(args.corpus, args.data, args.max_vocab, args.min_freq,
+        settings.update(embedding_dim=encoder.embedding_dim, hidden_dim=encoder.hidden_dim,
+                        num_layers=encoder.num_layers, drop_mult=encoder.drop_mult)
+    config = LanguageModelConfig.recipe(
+        args.recipe, **settings, tokens_per_epoch=args.tokens_per_epoch,
+        optimizer=args.optimizer, backwards=args.backwards, seed=args.seed)
+    vocab_rule = {**PRETRAIN_VOCAB[args.recipe],
+                  **{flag: getattr(args, flag) for flag in ("max_vocab", "min_freq")
+                     if hasattr(args, flag)}}
+    docs, vocab = _load_documents(args.corpus, args.data, vocab_rule["max_vocab"],
+                                  vocab_rule["min_freq"],
                                   encoding=args.encoding, vocab=vocab,
                                   split_contractions=args.split_contractions)
     if args.max_tokens:
@@ -234,6 +236,13 @@ def _labelled(corpus, split, data, encoding="utf-8"):
     if dataset.labels is None:
         raise ValueError(f"The corpus {corpus!r} has no labels; a classifier needs them.")
     return dataset
+
+
+# pretrain flags -> LanguageModelConfig fields; left out, the recipe's.
+_PRETRAIN_FLAGS = {"embedding_dim": "embedding_dim", "hidden_dim": "hidden_dim",
+                   "layers": "num_layers", "drop_mult": "drop_mult", "batch_size": "batch_size",
+                   "bptt": "bptt", "epochs": "epochs", "lr": "max_lr", "schedule": "schedule",
+                   "valid_fraction": "valid_fraction"}
 
 
 # train-classifier flags -> ClassifierConfig fields. Their defaults are the
@@ -561,6 +570,7 @@ _UNSET = argparse.SUPPRESS
 # ulmfit_tf.training.classifier.RECIPES, restated: the parser must not import
 # TensorFlow (a test checks that the two agree).
 CLASSIFIER_RECIPES = ("default", "paper")
+PRETRAIN_RECIPE_NAMES = tuple(PRETRAIN_VOCAB)
 # ulmfit_tf.training.optimizers.OPTIMIZERS, restated for the same reason.
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "lion", "adamw-groups")
 
@@ -630,25 +640,31 @@ def build_parser():
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--data", default=None, help="local mirror of the datasets")
     _add_encoding_flag(p)
-    p.add_argument("--epochs", type=int, default=1,
+    p.add_argument("--recipe", "--preset", choices=PRETRAIN_RECIPE_NAMES, default="paper",
+                   help="paper: the paper's AWD-LSTM as fastai pretrains it on WikiText-103 "
+                        "(400/1152/3, fastai's dropouts, bptt 70, batch 64, Adam 0.8/0.99, "
+                        "vocabulary 60k); general-en-base: the bundled model's settings "
+                        "(128/384/3, dropouts x 0.1, peak 5e-3, vocabulary 15k). Flags below "
+                        "override the recipe's values")
+    p.add_argument("--epochs", type=int, default=_UNSET,
                    help="passes over the corpus, or epochs of --tokens-per-epoch")
     p.add_argument("--tokens-per-epoch", type=int, default=None,
                    help="cut each pass over the corpus into epochs of about this many "
                         "tokens: validation, history and a resumable checkpoint after each")
-    p.add_argument("--embedding-dim", type=int, default=400)
-    p.add_argument("--hidden-dim", type=int, default=1152)
-    p.add_argument("--layers", type=int, default=3)
-    p.add_argument("--drop-mult", type=float, default=1.0)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--bptt", type=int, default=70)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    p.add_argument("--schedule", choices=["one_cycle", "stlr", "constant"], default="one_cycle")
+    p.add_argument("--embedding-dim", type=int, default=_UNSET)
+    p.add_argument("--hidden-dim", type=int, default=_UNSET)
+    p.add_argument("--layers", type=int, default=_UNSET)
+    p.add_argument("--drop-mult", type=float, default=_UNSET)
+    p.add_argument("--batch-size", type=int, default=_UNSET)
+    p.add_argument("--bptt", type=int, default=_UNSET)
+    p.add_argument("--lr", type=float, default=_UNSET, help="peak learning rate")
+    p.add_argument("--schedule", choices=["one_cycle", "stlr", "constant"], default=_UNSET)
     _add_optimizer_flag(p)
-    p.add_argument("--valid-fraction", type=float, default=0.05)
+    p.add_argument("--valid-fraction", type=float, default=_UNSET)
     p.add_argument("--max-tokens", type=int, default=None,
                    help="use only this many tokens (of randomly chosen documents)")
-    p.add_argument("--max-vocab", type=int, default=60000)
-    p.add_argument("--min-freq", type=int, default=3)
+    p.add_argument("--max-vocab", type=int, default=_UNSET)
+    p.add_argument("--min-freq", type=int, default=_UNSET)
     p.add_argument("--backwards", action="store_true", help="train a backward LM")
     _add_contractions_flag(p)
     p.add_argument("--init-from", default=None,

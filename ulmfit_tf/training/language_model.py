@@ -12,7 +12,7 @@ import numpy as np
 from ulmfit_tf.data import LMStream
 from ulmfit_tf.distribute import resolve_jit_compile, worker_run_dir
 from ulmfit_tf.models import AWDLSTM, AWDLSTMLanguageModel
-from ulmfit_tf.recipes import FINETUNE_RECIPE
+from ulmfit_tf.recipes import FINETUNE_RECIPE, PRETRAIN_RECIPES
 from ulmfit_tf.text.rules import BOS_ID
 from ulmfit_tf.training.run_dir import (fit_run, plot_history, save_model, write_config,
                                         write_json)
@@ -25,8 +25,10 @@ from ulmfit_tf.training.schedules import OneCycle, SlantedTriangular
 class LanguageModelConfig:
     """Everything that defines a language-model training run.
 
-    Defaults are fastai's AWD_LSTM and `language_model_learner` settings,
-    except the schedule's `max_lr`, which depends on the model size.
+    Defaults are the "paper" recipe: fastai's AWD_LSTM and
+    `language_model_learner` settings, except the schedule's `max_lr`, which
+    depends on the model size. ``LanguageModelConfig.recipe("general-en-base")``
+    is the bundled model's.
     """
 
     embedding_dim: int = 400
@@ -60,6 +62,16 @@ class LanguageModelConfig:
     # epochs that train only the top group (embedding + decoder) first.
     discriminative_factor: float = None
     freeze_epochs: int = 0
+
+    @classmethod
+    def recipe(cls, name, **overrides):
+        """The pretraining settings of the recipe `name` ("paper" or
+        "general-en-base", see `ulmfit_tf.recipes.PRETRAIN_RECIPES`), with
+        `overrides`."""
+        if name not in PRETRAIN_RECIPES:
+            raise ValueError(f"`recipe` must be one of {tuple(PRETRAIN_RECIPES)}. "
+                             f"Received: {name!r}")
+        return cls(**{**PRETRAIN_RECIPES[name], **overrides})
 
     def __post_init__(self):
         if self.schedule not in ("one_cycle", "stlr", "constant"):
