@@ -77,9 +77,12 @@ def test_inference_batches_group_similar_lengths():
     from ulmfit_tf.training.classifier import INFERENCE_MIN_FILL, _similar_lengths
 
     lengths = np.sort(np.random.default_rng(0).integers(1, 2000, 500))[::-1]
-    slices = list(_similar_lengths(lengths, 64))
-    assert np.array_equal(np.concatenate([np.arange(len(lengths))[s] for s in slices]),
-                          np.arange(len(lengths)))  # every text once, in order
-    for s in slices:
-        batch = lengths[s]
-        assert 1 <= len(batch) <= 64 and batch.min() >= INFERENCE_MIN_FILL * batch.max()
+    for min_fill in (0.75, INFERENCE_MIN_FILL):
+        slices = list(_similar_lengths(lengths, 64, min_fill))
+        assert np.array_equal(np.concatenate([np.arange(len(lengths))[s] for s in slices]),
+                              np.arange(len(lengths)))  # every text once, in order
+        for s in slices:
+            batch = lengths[s]
+            assert 1 <= len(batch) <= 64 and batch.min() >= min_fill * batch.max()
+    # The default: plain batches of 64 (padding is skipped inside the LSTMs).
+    assert [len(lengths[s]) for s in _similar_lengths(lengths, 64)] == [64] * 7 + [52]

@@ -134,14 +134,19 @@ def _project(inputs, kernel, bias, inference=True):
     batched 3-D form of the same product (einsum, or matmul on [B, T, I])
     2.3-2.7x slower in float32 at the paper's 1,152 inputs (docs/PERFORMANCE.md),
     and transposing the inputs costs less than transposing the 4H outputs."""
-    dtype = getattr(_tracing, "matmul_dtype", None) if inference else None
     time_major = tf.transpose(inputs, [1, 0, 2])
     shape = tf.shape(time_major)
-    flat = tf.reshape(time_major, [-1, kernel.shape[0]])
-    if dtype is not None:
-        flat, kernel = tf.cast(flat, dtype), tf.cast(kernel, dtype)
-    projected = tf.cast(tf.matmul(flat, kernel), bias.dtype) + bias
+    projected = _project_rows(tf.reshape(time_major, [-1, kernel.shape[0]]), kernel, bias,
+                              inference)
     return tf.reshape(projected, [shape[0], shape[1], kernel.shape[-1]])
+
+
+def _project_rows(rows, kernel, bias, inference=True):
+    """[N, I] -> [N, 4H]; for inference, in the traced `matmul_precision`."""
+    dtype = getattr(_tracing, "matmul_dtype", None) if inference else None
+    if dtype is not None:
+        rows, kernel = tf.cast(rows, dtype), tf.cast(kernel, dtype)
+    return tf.cast(tf.matmul(rows, kernel), bias.dtype) + bias
 
 
 def _forward_loop(projected, recurrent_kernel, h0, c0, active_rows=None):
@@ -149,9 +154,13 @@ def _forward_loop(projected, recurrent_kernel, h0, c0, active_rows=None):
     loop also stacks c, the gates and tanh(c) of every step for its backward
     pass: 7H floats per row and step instead of H).
 
-    `active_rows` ([T] int): at step t only the first active_rows[t] rows
-    are computed; the others keep their state and repeat their output."""
-    steps = tf.shape(projected)[0]
+    `projected`: [T, B, 4H]. With `active_rows` ([T] int), packed instead:
+    the projections of each step's first active_rows[t] rows, step after
+    step, [sum(active_rows), 4H]. At step t only those rows are computed;
+    the others keep their state and repeat their output."""
+    steps = tf.shape(projected)[0] if active_rows is None else tf.shape(active_rows)[0]
+    if active_rows is not None:
+        starts = tf.cumsum(active_rows, exclusive=True)
     units = tf.shape(h0)[-1]
     outputs = tf.TensorArray(projected.dtype, size=steps, element_shape=h0.shape)
     matmul_dtype = getattr(_tracing, "matmul_dtype", None)
@@ -162,8 +171,8 @@ def _forward_loop(projected, recurrent_kernel, h0, c0, active_rows=None):
         if active_rows is None:
             h_new, c_new = _inference_cell(projected[t], h, c, recurrent_kernel, units)
         else:
-            rows = active_rows[t]
-            h_new, c_new = _inference_cell(projected[t, :rows], h[:rows], c[:rows],
+            rows, start = active_rows[t], starts[t]
+            h_new, c_new = _inference_cell(projected[start:start + rows], h[:rows], c[:rows],
                                            recurrent_kernel, units)
             h_new, c_new = tf.concat([h_new, h[rows:]], 0), tf.concat([c_new, c[rows:]], 0)
             h_new.set_shape(h.shape)
@@ -190,16 +199,20 @@ def _skipping_forward(inputs, mask, h0, c0, kernel, recurrent_kernel, bias):
     """Inference over right-padded rows that computes, at each step, only
     the rows that still have text, as fastai's classifier does chunk by
     chunk: the rows are sorted longest first, so those are a prefix of the
-    batch, and padding costs nothing in the recurrence (only in the input
-    projection). Same numbers as the masked loop: finished rows keep their
-    state and repeat their last output. Worth 4% on batches already grouped
-    by length (docs/PERFORMANCE.md); more where a client sends mixed lengths."""
+    batch. Padding costs nothing in the recurrence, nor in the input
+    projection, which reads the real steps only (packed, as PyTorch's
+    PackedSequence); so texts of any lengths can share a batch, and the
+    recurrent matmuls run on more rows. Same numbers as the masked loop:
+    finished rows keep their state and repeat their last output."""
     lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
     order = tf.argsort(lengths, direction="DESCENDING", stable=True)
     restore = tf.math.invert_permutation(order)
-    projected = _project(tf.gather(inputs, order), kernel, bias)
-    active_rows = tf.reduce_sum(tf.cast(
-        tf.range(tf.shape(inputs)[1])[:, tf.newaxis] < lengths[tf.newaxis, :], tf.int32), 1)
+    # [T, B]: the real steps of the sorted rows. Each step's real rows are a
+    # prefix, so row-major order packs the steps one after another.
+    real = tf.range(tf.shape(inputs)[1])[:, tf.newaxis] < tf.gather(lengths, order)[tf.newaxis, :]
+    active_rows = tf.reduce_sum(tf.cast(real, tf.int32), 1)
+    packed = tf.boolean_mask(tf.transpose(tf.gather(inputs, order), [1, 0, 2]), real)
+    projected = _project_rows(packed, kernel, bias)
     outputs, h, c = _forward_loop(projected, recurrent_kernel, tf.gather(h0, order),
                                   tf.gather(c0, order), active_rows)
     outputs = tf.gather(tf.transpose(outputs, [1, 0, 2]), restore)

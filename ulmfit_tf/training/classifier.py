@@ -337,9 +337,11 @@ def compare_on_test(arms, split, classes, vocab, test_docs, test_labels, out_dir
     return reports
 
 
-# With the LSTMs skipping finished rows, 0.5 was no faster than 0.75 on IMDb
-# and 0 (plain batches of 64) 20% slower (docs/PERFORMANCE.md).
-INFERENCE_MIN_FILL = 0.75
+# 0: plain sorted batches. Padding costs next to nothing since the LSTMs
+# skip finished rows and project only real steps, and fuller batches keep
+# the recurrent matmuls wide: on 200 IMDb reviews 0 read 26% faster than
+# 0.75 and 4% faster than 0.5 (docs/PERFORMANCE.md, session 18).
+INFERENCE_MIN_FILL = 0.0
 
 
 def predict_probabilities(model, docs, batch_size=64, backwards=False,
@@ -365,10 +367,10 @@ def predict_probabilities(model, docs, batch_size=64, backwards=False,
 
 def _similar_lengths(sorted_lengths, batch_size, min_fill=INFERENCE_MIN_FILL):
     """Slices of descending lengths: at most `batch_size` texts, none shorter
-    than `min_fill` of the batch's longest. The LSTMs skip finished rows, but
-    their input projections still compute padding: a batch of the 64
-    longest IMDb reviews, 1,849 down to 513 tokens, was 59% padding and half
-    the inference time before rows were skipped."""
+    than `min_fill` of the batch's longest (with the default 0, consecutive
+    slices of `batch_size`). Before the LSTMs skipped padding, a batch of the
+    64 longest IMDb reviews, 1,849 down to 513 tokens, was 59% padding and
+    half the inference time."""
     start = 0
     while start < len(sorted_lengths):
         end = start + 1
