@@ -472,7 +472,7 @@ class TextClassifier(keras.Model):
             return super().predict(self._ids_dataset(x, batch_size, labelled=False),
                                    verbose=verbose, **kwargs)
         texts = check_texts(x, "x")
-        # Sorted batches of similar lengths, traced once (the fast path).
+        # Batches sorted by length, traced once (the fast path).
         return predict_probabilities(self, encode_texts(texts, self.vocab), batch_size,
                                      backwards=self.backwards,
                                      matmul_precision=matmul_precision)
