@@ -1,9 +1,10 @@
 """The default classifier's blend with a bag of n-grams, on finished runs.
 
     python bench/blend.py --out runs/baselines [--tasks trec,sms,imdb,20news] [--tag v2]
+        [--arm ulmfit|scratch]
 
-For each ULMFiT run that ``bench/classic_baselines.py`` left
-(``OUT/<task>/<tag>-ulmfit-s<seed>``), does what `train_classifier` now
+For each ULMFiT (or from-scratch) run that ``bench/classic_baselines.py``
+left (``OUT/<task>/<tag>-<arm>-s<seed>``), does what `train_classifier` now
 does after training: fits the TF-IDF bag of n-grams on the run's training
 split and the blend's weights on its validation split
 (`ulmfit_tf.models.bag_of_ngrams`). Training the classifier does not
@@ -27,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from classic_baselines import _add_row, _valid_split, run_tfidf  # noqa: E402
 
 
-def blend_row(folder, run, seed):
+def blend_row(folder, run, seed, weightings=("tfidf",)):
     from ulmfit_tf.data import load_csv
     from ulmfit_tf.evaluation import classification_report
     from ulmfit_tf.models.bag_of_ngrams import (bag_logits, blend_probabilities,
@@ -43,10 +44,22 @@ def blend_row(folder, run, seed):
     tr_ids, va_ids = encode(tr_x), encode(va_x)
     start = time.perf_counter()
     bag, info = fit_bag_of_ngrams(tr_ids, tr_y, va_ids, va_y, word_ids(vocab),
-                                  classifier.num_classes)
+                                  classifier.num_classes, weightings=weightings)
     fit_seconds = time.perf_counter() - start
-    a, b, _ = fit_blend(predict_probabilities(classifier, va_ids), bag_logits(bag, va_ids), va_y)
+    cache_path = os.path.join(run, "classifier_probabilities.npz")
+    cache = dict(np.load(cache_path)) if os.path.isfile(cache_path) else {}
+
+    def probabilities(name, ids):
+        # The classifier's are the same for every bag: computed once a run.
+        if name not in cache:
+            cache[name] = predict_probabilities(classifier, ids)
+            np.savez(cache_path, **cache)
+        return cache[name]
+
+    a, b, _ = fit_blend(probabilities("valid", va_ids), bag_logits(bag, va_ids), va_y)
     row = {"classifier_weight": a, "bag_weight": b, "bag_C": info["C"],
+           "bag_weighting": info["weighting"],
+           "bag_valid_loss": info["valid_losses"][info["C"]],
            "bag_ngrams": bag.num_ngrams, "bag_fit_seconds": fit_seconds}
     sets = {"valid": (va_ids, np.asarray(va_y))}
     for name in ("test", "dev"):
@@ -55,7 +68,7 @@ def blend_row(folder, run, seed):
             data = load_csv(path, classes=train.classes)
             sets[name] = (encode(data.texts), np.asarray(data.labels))
     for name, (ids, labels) in sets.items():
-        p = predict_probabilities(classifier, ids)
+        p = probabilities(name, ids)
         q = bag_logits(bag, ids)
         blend_p = blend_probabilities(p, q, a, b).numpy()  # the LSTMs once, not twice
         row[f"classifier_{name}_error"] = float(np.mean(p.argmax(-1) != labels))
@@ -73,24 +86,33 @@ def main():
     parser.add_argument("--tasks", default="trec,sms,imdb,20news")
     parser.add_argument("--tag", default="v2")
     parser.add_argument("--seeds", default=None, help="only these seeds' runs (default: all)")
+    parser.add_argument("--arm", choices=("ulmfit", "scratch"), default="ulmfit",
+                        help="whose classifiers to blend (scratch: rows named scratch-blend)")
+    parser.add_argument("--weightings", default="tfidf",
+                        help="the bag's weightings to choose from on validation (tfidf, nb, "
+                             "tfidf,nb); rows named blend-<weightings> unless tfidf")
     args = parser.parse_args()
     seeds = None if args.seeds is None else {int(s) for s in args.seeds.split(",")}
     results_path = os.path.join(args.out, f"results-{args.tag}-blend.json")
     for task in args.tasks.split(","):
         folder = os.path.join(args.out, task)
-        for run in sorted(glob.glob(os.path.join(folder, f"{args.tag}-ulmfit-s*"))):
+        for run in sorted(glob.glob(os.path.join(folder, f"{args.tag}-{args.arm}-s*"))):
             if not os.path.isfile(os.path.join(run, "model.keras")):
                 continue
             seed = int(re.search(r"-s(\d+)$", run).group(1))
             if seeds is not None and seed not in seeds:
                 continue
-            row = blend_row(folder, run, seed)
+            weightings = tuple(args.weightings.split(","))
+            row = blend_row(folder, run, seed, weightings)
             tfidf = run_tfidf(folder, seed)
             row.update({f"sklearn_{k}": v for k, v in tfidf.items() if k.endswith("error")})
-            _add_row(results_path, task, "blend", seed, row)
+            arm = "blend" if args.arm == "ulmfit" else "scratch-blend"
+            if weightings != ("tfidf",):
+                arm += "-" + "+".join(weightings)
+            _add_row(results_path, task, arm, seed, row)
             print(task, seed, json.dumps(row), flush=True)
             print(f"  {'':10} {'valid':>7} {'test':>7} {'dev':>7}")
-            for arm, prefix in (("ULMFiT", "classifier_"), ("bag", "bag_"), ("blend", ""),
+            for arm, prefix in (("ULMFiT" if args.arm == "ulmfit" else "scratch", "classifier_"), ("bag", "bag_"), ("blend", ""),
                                 ("sklearn", "sklearn_")):
                 print(f"  {arm:10} " + " ".join(
                     f"{row.get(f'{prefix}{n}_error', float('nan')):7.2%}"

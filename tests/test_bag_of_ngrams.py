@@ -96,6 +96,44 @@ def test_fit_matches_scikit_learns_logistic_regression(trec_ids, fitted):
     assert info["valid_losses"][info["C"]] == min(info["valid_losses"].values())
 
 
+def test_nb_weighting_is_nbsvms_ratio(trec_ids, fitted):
+    """Each class's ratio against the rest, on n-gram presence, alpha 1
+    (Wang & Manning 2012, one class against the rest)."""
+    from ulmfit_tf.models.bag_of_ngrams import _kernel_scale
+
+    _, tr_x, tr_y, _, _, classes = trec_ids
+    layer, _ = fitted
+    labels = np.asarray(tr_y[:200])
+    features = layer.features(pad_right(tr_x[:200]))
+    scale = _kernel_scale("nb", features, labels, layer.num_ngrams + 1, len(classes)).numpy()
+    row, column, _ = (t.numpy() for t in features)
+    present = np.zeros((200, layer.num_ngrams + 1))
+    present[row, column] = 1.0
+    for c in range(len(classes)):
+        p = 1.0 + present[labels == c].sum(0)
+        q = 1.0 + present[labels != c].sum(0)
+        np.testing.assert_allclose(scale[1:, c], np.log(p / p.sum() / (q / q.sum()))[1:],
+                                   rtol=1e-5, atol=1e-6)
+    assert np.all(_kernel_scale("tfidf", features, labels, 5, 3).numpy() == 1.0)
+
+
+def test_weighting_is_chosen_by_validation_loss(trec_ids, fitted):
+    vocab, tr_x, tr_y, va_x, va_y, classes = trec_ids
+    args = (tr_x, tr_y, va_x, va_y, word_ids(vocab), len(classes))
+    plain, plain_info = fitted
+    nb, nb_info = fit_bag_of_ngrams(*args, cs=(1.0, 10.0), weightings=("nb",))
+    both, info = fit_bag_of_ngrams(*args, cs=(1.0, 10.0), weightings=("tfidf", "nb"))
+    losses = {"tfidf": plain_info["valid_losses"][plain_info["C"]],
+              "nb": nb_info["valid_losses"][nb_info["C"]]}
+    assert losses["tfidf"] != losses["nb"]
+    assert info["weighting"] == min(losses, key=losses.get)
+    chosen = plain if info["weighting"] == "tfidf" else nb
+    np.testing.assert_allclose(bag_logits(both, va_x[:20]), bag_logits(chosen, va_x[:20]),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="weightings"):
+        fit_bag_of_ngrams(*args, weightings=("bm25",))
+
+
 def test_logits_do_not_depend_on_padding_or_batch(trec_ids, fitted):
     _, _, _, va_x, _, _ = trec_ids
     layer, _ = fitted

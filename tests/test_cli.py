@@ -103,6 +103,10 @@ def test_train_classifier_defaults_come_from_the_recipe():
     # From scratch: one rate, no unfreezing, unless a divisor is given.
     scratch = cli._classifier_config(parse())
     assert scratch.discriminative_factor is None and not scratch.gradual_unfreezing
+    assert scratch.tune_lr and not cli._classifier_config(parse("--no-tune")).tune_lr
+    given_rate = cli._classifier_config(parse("--lr", "3e-3"))
+    assert given_rate.max_lr == 3e-3 and not given_rate.tune_lr  # a rate given is kept
+    assert not ClassifierConfig().tune_lr  # with a language model: the fixed peak
     assert cli._classifier_config(parse("--factor", "2")).discriminative_factor == 2
     assert cli._classifier_config(parse("--lm", "run")) == ClassifierConfig()
     assert cli._classifier_config(parse("--optimizer", "sgd")).optimizer == "sgd"

@@ -184,6 +184,14 @@ def test_killed_run_resumes_to_the_same_result(data_dir, tmp_path):
     uninterrupted = _train_cli(clean, data_dir)
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
     assert not os.path.exists(os.path.join(interrupted, "backup"))
+    # From scratch the rate comes from a range test; the resumed run reads
+    # the one it chose before being killed.
+    rates = []
+    for run in (interrupted, clean):
+        with open(os.path.join(run, "lr_find.json")) as f, \
+                open(os.path.join(run, "config.json")) as g:
+            rates.append((json.load(f)["suggestion"], json.load(g)["max_lr"]))
+    assert rates[0] == rates[1] and rates[0][0] == rates[0][1]
 
     import ulmfit_tf  # noqa: F401
 

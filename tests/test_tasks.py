@@ -178,6 +178,43 @@ def test_cli_and_api_train_the_same_weights(questions, tmp_path):
                                atol=1e-6)
 
 
+def test_tune_in_cli_and_api_picks_the_same_rate_and_weights(questions, tmp_path,
+                                                             monkeypatch):
+    """`train-classifier --tune` and `compile(tune_lr=True)` run the same range
+    test and then train the same weights at its suggestion."""
+    from ulmfit_tf.training import classifier as classifier_module
+
+    monkeypatch.setattr(classifier_module, "LR_FIND_STEPS", 40)  # test time
+    texts, labels, classes = questions
+    lm_run = str(tmp_path / "lm")
+    from ulmfit_tf.training.run_dir import save_model
+
+    os.makedirs(lm_run)
+    tiny = tiny_language_model(texts)
+    save_model(tiny.language_model, os.path.join(lm_run, "model.keras"))
+    tiny.vocab.save(os.path.join(lm_run, "vocab.txt"))
+    import csv as csv_module
+
+    with open(tmp_path / "q.csv", "w", newline="") as f:
+        csv_module.writer(f).writerows([("text", "label"), *zip(texts, labels)])
+    out = str(tmp_path / "cli")
+    assert main(["train-classifier", str(tmp_path / "q.csv"), "--lm", lm_run, "--out", out,
+                 "--epochs", "1", "--batch-size", "32", "--tune", "--no-bag-of-ngrams"]) == 0
+    with open(os.path.join(out, "lr_find.json")) as f:
+        suggestion = json.load(f)["suggestion"]
+    with open(os.path.join(out, "config.json")) as f:
+        assert json.load(f)["max_lr"] == suggestion
+
+    clf = TextClassifier.from_language_model(lm_run, class_names=sorted(classes), seed=0)
+    clf.compile(tune_lr=True)
+    clf.fit(texts, labels, epochs=1, batch_size=32, verbose=0)
+    cli_model = keras.saving.load_model(os.path.join(out, "model.keras"), compile=False)
+    for a, b in zip(cli_model.weights, clf.classifier.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
+    # The untuned recipe's rate trains something else.
+    assert suggestion != clf.recipe.max_lr
+
+
 def test_bad_input_is_named(trained):
     clf, _ = trained
     with pytest.raises(TypeError, match=r"`x` must hold strings. Received 3 of type int at "
@@ -232,6 +269,7 @@ def test_from_scratch_takes_the_scratch_settings(trained):
     scratch.compile()
     assert scratch.recipe.discriminative_factor is None
     assert scratch.recipe.gradual_unfreezing is False
+    assert scratch.recipe.tune_lr is True  # its rate from a range test
     assert scratch.predict(["some text"]).shape == (1, 2)
 
 

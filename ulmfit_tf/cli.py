@@ -252,7 +252,8 @@ _CLASSIFIER_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "max_
                      "drop_mult": "drop_mult", "max_len": "max_len", "bptt": "bptt",
                      "valid_fraction": "valid_fraction", "patience": "patience",
                      "restore_best": "restore_best", "optimizer": "optimizer",
-                     "monitor": "monitor", "bag_of_ngrams": "bag_of_ngrams"}
+                     "monitor": "monitor", "bag_of_ngrams": "bag_of_ngrams",
+                     "tune": "tune_lr"}
 
 
 def _given_classifier_settings(args):
@@ -267,11 +268,11 @@ def _given_classifier_settings(args):
 
 
 def _classifier_config(args):
-    from ulmfit_tf.training.classifier import SCRATCH_SETTINGS, ClassifierConfig
+    from ulmfit_tf.training.classifier import ClassifierConfig, scratch_settings
 
     settings = _given_classifier_settings(args)
     if not args.lm:
-        settings = {**SCRATCH_SETTINGS, **settings}
+        settings = scratch_settings(settings)
     return ClassifierConfig.recipe(args.recipe, **settings)
 
 
@@ -403,7 +404,7 @@ def _lr_find(args):
 
     from ulmfit_tf.data import ClassificationBatches
     from ulmfit_tf.training.classifier import ClassifierConfig, build_classifier
-    from ulmfit_tf.training.lr_finder import lr_find, plot_lr_find
+    from ulmfit_tf.training.lr_finder import lr_find, plot_lr_find, steep
     from ulmfit_tf.training.run_dir import write_json
 
     data = _labelled(args.corpus, "train", args.data, args.encoding)
@@ -417,9 +418,11 @@ def _lr_find(args):
     rates, losses, suggestion = lr_find(model, batches.as_dataset(), num_steps=args.steps)
     os.makedirs(args.out, exist_ok=True)
     plot_lr_find(rates, losses, suggestion, os.path.join(args.out, "lr_find.png"))
+    steepest = steep(rates, losses, args.steps)
     write_json(os.path.join(args.out, "lr_find.json"),
-               {"rates": rates.tolist(), "losses": losses.tolist(), "suggestion": suggestion})
-    print(json.dumps({"suggested_lr": suggestion}))
+               {"rates": rates.tolist(), "losses": losses.tolist(), "suggestion": suggestion,
+                "steep": steepest})
+    print(json.dumps({"suggested_lr": suggestion, "steep": steepest}))
 
 
 def _export(args):
@@ -727,8 +730,9 @@ def build_parser():
     p.add_argument("corpus", help="trec, imdb, 20news, sms, or a labelled .csv/.tsv file "
                    "or class folder")
     p.add_argument("--lm", default=None, help="a (fine-tuned) language-model run directory; "
-                   "leave out to train from scratch (then with one rate for all layers "
-                   "and no gradual unfreezing, unless --factor says otherwise)")
+                   "leave out to train from scratch (then with one rate for all layers, "
+                   "chosen by a range test (--tune), no gradual unfreezing and early "
+                   "stopping, unless flags say otherwise)")
     p.add_argument("--out", required=True)
     p.add_argument("--data", default=None, help="local mirror of the datasets")
     _add_encoding_flag(p)
@@ -740,6 +744,10 @@ def build_parser():
     p.add_argument("--epochs", type=int, default=_UNSET,
                    help="epochs (at most, with --patience)")
     p.add_argument("--lr", type=float, default=_UNSET, help="peak rate of the top group")
+    p.add_argument("--tune", action=argparse.BooleanOptionalAction, default=_UNSET,
+                   help="choose the peak rate with a range test first (fastai's lr_find, "
+                        "its valley suggestion; 100 steps on what the first epoch trains), "
+                        "instead of --lr; writes lr_find.json and lr_find.png")
     p.add_argument("--factor", type=float, default=_UNSET,
                    help="rate divisor per group (1: one rate)")
     p.add_argument("--schedule", choices=["stlr_stages", "stlr", "one_cycle", "constant"],

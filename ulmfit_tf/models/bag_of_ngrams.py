@@ -159,7 +159,7 @@ def _check_labelled(name, docs, labels):
 
 
 def fit_bag_of_ngrams(train_docs, train_labels, valid_docs, valid_labels, words, num_classes,
-                      cs=DEFAULT_CS):
+                      cs=DEFAULT_CS, weightings=("tfidf",)):
     """Fits a `BagOfNgrams` (L2-regularised logistic regression) for each C
     in `cs` on the training ids, warm-started from the previous C, and keeps
     the C with the lowest validation log loss. (The validation error of 100
@@ -173,15 +173,24 @@ def fit_bag_of_ngrams(train_docs, train_labels, valid_docs, valid_labels, words,
     `tf.distribute` strategy's scope.
 
     `words`: 0/1 per token id, the ids n-grams are made of (`word_ids`).
+    `weightings`: fitted in turn, the lowest validation log loss over all
+    (weighting, C) wins. "tfidf": the kernel is penalised as it is; "nb":
+    the kernel is V x r and V is penalised, r being each class's naive
+    Bayes log-count ratio against the rest (Wang & Manning's NBSVM, on
+    TF-IDF features as in Jeremy Howard's "NB-SVM strong linear baseline"):
+    n-grams that tell the classes apart cost less to use. Either way the
+    layer holds one kernel, so serving is the same.
 
     Returns:
-        (layer, {"C": chosen, "valid_losses": {C: loss}, "valid_errors":
-        {C: error}}).
+        (layer, {"C": chosen, "weighting": chosen, "valid_losses":
+        {C: loss}, "valid_errors": {C: error}} of the chosen weighting).
     """
     _check_labelled("train", train_docs, train_labels)
     _check_labelled("valid", valid_docs, valid_labels)
     if not cs or any(not c > 0 for c in cs):
         raise ValueError(f"`cs` must be positive numbers. Received: {cs!r}")
+    if not weightings or any(w not in WEIGHTINGS for w in weightings):
+        raise ValueError(f"`weightings` must be some of {WEIGHTINGS}. Received: {weightings!r}")
     train_labels = np.asarray(train_labels, np.int64)
     valid_labels = np.asarray(valid_labels, np.int64)
     words = np.asarray(words, np.float32)
@@ -203,25 +212,61 @@ def fit_bag_of_ngrams(train_docs, train_labels, valid_docs, valid_labels, words,
 
     train_features = _features_of(layer, train_docs)
     valid_features = _features_of(layer, valid_docs)
-    state = [tf.zeros((layer.num_ngrams + 1, num_classes)), tf.zeros((num_classes,))]
+    fits = {w: _fit_path(train_features, train_labels, valid_features, valid_labels,
+                         _kernel_scale(w, train_features, train_labels, layer.num_ngrams + 1,
+                                       num_classes), cs)
+            for w in weightings}
+    weighting, best = min(((w, c) for w in weightings for c in cs),
+                          key=lambda wc: (fits[wc[0]]["valid_losses"][wc[1]], wc[1]))
+    kernel, bias = fits[weighting]["fitted"][best]
+    layer.kernel.assign(kernel)
+    layer.bias.assign(bias)
+    return layer, {"C": best, "weighting": weighting,
+                   "valid_losses": fits[weighting]["valid_losses"],
+                   "valid_errors": fits[weighting]["valid_errors"]}
+
+
+WEIGHTINGS = ("tfidf", "nb")
+
+
+def _kernel_scale(weighting, features, labels, num_columns, num_classes):
+    """[columns, classes]: 1 ("tfidf"), or each n-gram's naive Bayes
+    log-count ratio of a class against the rest ("nb"): log of its share
+    of the class's texts over its share of the others', presence counted,
+    plus one (NBSVM's alpha = 1)."""
+    if weighting == "tfidf":
+        return tf.ones((num_columns, num_classes))
+    row, column, _ = (t.numpy() for t in features)
+    in_class = np.zeros((num_columns, num_classes))
+    np.add.at(in_class, (column, labels[row]), 1.0)
+    p = in_class + 1.0
+    q = in_class.sum(1, keepdims=True) - in_class + 1.0
+    ratio = np.log(p / p.sum(0)) - np.log(q / q.sum(0))
+    ratio[0] = 1.0  # the unknown column: its feature is always 0
+    return tf.constant(ratio, tf.float32)
+
+
+def _fit_path(train_features, train_labels, valid_features, valid_labels, scale, cs):
+    """Kernel and bias for each C (from the smallest, each warm-started from
+    the last), with the validation log loss and error of each."""
+    num_classes = int(scale.shape[1])
+    count, valid_count = int(len(train_labels)), int(len(valid_labels))
+    state = [tf.zeros(scale.shape), tf.zeros((num_classes,))]
     moments = [tf.zeros_like(t) for t in state for _ in range(2)]
     losses, errors, fitted = {}, {}, {}
     steps_done = 0
     for c in sorted(cs):
         # The objective divided by C x the number of texts.
-        penalty = tf.constant(1.0 / (2.0 * c * len(train_docs)), tf.float32)
-        state, moments = _adam(train_features, train_labels, len(train_docs), state, moments,
-                               penalty, tf.constant(steps_done, tf.float32))
+        penalty = tf.constant(1.0 / (2.0 * c * count), tf.float32)
+        state, moments = _adam(train_features, train_labels, count, state, moments,
+                               penalty, tf.constant(steps_done, tf.float32), scale)
         steps_done += FIT_STEPS
-        logits = _logits(valid_features, *state, len(valid_docs))
+        logits = _logits(valid_features, state[0] * scale, state[1], valid_count)
         losses[c] = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
             valid_labels, logits)))
         errors[c] = float(np.mean(np.argmax(logits.numpy(), -1) != valid_labels))
-        fitted[c] = [t.numpy() for t in state]
-    best = min(cs, key=lambda c: (losses[c], c))
-    layer.kernel.assign(fitted[best][0])
-    layer.bias.assign(fitted[best][1])
-    return layer, {"C": best, "valid_losses": losses, "valid_errors": errors}
+        fitted[c] = [(state[0] * scale).numpy(), state[1].numpy()]
+    return {"valid_losses": losses, "valid_errors": errors, "fitted": fitted}
 
 
 def _logits(features, kernel, bias, batch):
@@ -234,18 +279,18 @@ def _logits(features, kernel, bias, batch):
 
 
 @tf.function
-def _adam(features, labels, count, state, moments, penalty, steps_done, learning_rate=0.1,
-          beta_1=0.9, beta_2=0.999, epsilon=1e-7):
-    """`FIT_STEPS` full-batch Adam steps from `state` ([kernel, bias]) and
-    `moments` ([m, v] of each), Keras' Adam update."""
+def _adam(features, labels, count, state, moments, penalty, steps_done, scale,
+          learning_rate=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """`FIT_STEPS` full-batch Adam steps from `state` ([V, bias], the kernel
+    being V x `scale`) and `moments` ([m, v] of each), Keras' Adam update."""
 
     def step(i, state, moments):
         with tf.GradientTape() as tape:
             tape.watch(state)
             kernel, bias = state
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels, _logits(features, kernel, bias, count))) + penalty * tf.reduce_sum(
-                    tf.square(kernel))
+                labels, _logits(features, kernel * scale, bias, count))) + penalty * \
+                tf.reduce_sum(tf.square(kernel))
         gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, state)]
         t = steps_done + tf.cast(i, tf.float32) + 1.0
         rate = learning_rate * tf.sqrt(1.0 - beta_2 ** t) / (1.0 - beta_1 ** t)

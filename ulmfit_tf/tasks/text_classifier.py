@@ -221,11 +221,12 @@ class TextClassifier(keras.Model):
                      hidden_dim=1152, num_layers=3, recipe=None, seed=None, max_chars=None,
                      **settings):
         """The same architecture from random weights (no pretraining): one
-        rate for all groups and no gradual unfreezing unless `settings` say
-        otherwise, as `train-classifier` without `--lm`."""
-        from ulmfit_tf.training.classifier import SCRATCH_SETTINGS, build_classifier
+        rate for all groups (from a range test unless `max_lr` is given) and
+        no gradual unfreezing unless `settings` say otherwise, as
+        `train-classifier` without `--lm`."""
+        from ulmfit_tf.training.classifier import build_classifier, scratch_settings
 
-        config = _recipe(recipe, {**SCRATCH_SETTINGS, **settings})
+        config = _recipe(recipe, scratch_settings(settings))
         vocab = as_vocab(vocabulary)
         class_names, outputs = _outputs(num_classes, class_names, config.task)
         if seed is not None:
@@ -418,7 +419,7 @@ class TextClassifier(keras.Model):
         through `train_classifier`). Returns `fit_run`'s (history dict, wall
         seconds, per-batch losses)."""
         from ulmfit_tf.training.callbacks import GradualUnfreezing
-        from ulmfit_tf.training.classifier import _schedule
+        from ulmfit_tf.training.classifier import _schedule, _tune_max_lr
         from ulmfit_tf.training.optimizers import build_optimizer
         from ulmfit_tf.training.run_dir import best_epoch_callback, fit_run
 
@@ -426,6 +427,8 @@ class TextClassifier(keras.Model):
         steps = steps_per_epoch or len(train)
         unfreeze = config.gradual_unfreezing if gradual_unfreezing is None \
             else gradual_unfreezing
+        if self._fit_optimizer and config.tune_lr:
+            config = _tune_max_lr(self.classifier, train, config, run_dir, unfreeze)
         unfreezing = GradualUnfreezing(self.classifier.layer_groups) if unfreeze else None
         if self._fit_optimizer:
             with self.distribute_strategy.scope():

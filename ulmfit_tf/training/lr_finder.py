@@ -38,15 +38,19 @@ class _ExponentialRate(keras.callbacks.Callback):
         self._previous_mean = 0.0
 
 
-def lr_find(model, dataset, start_lr=1e-7, end_lr=10.0, num_steps=100):
+def lr_find(model, dataset, start_lr=1e-7, end_lr=10.0, num_steps=100, suggest="valley"):
     """Trains with an exponentially growing rate, then restores the weights.
 
     `model` must be compiled with an optimizer whose rate is a float (not a
-    schedule). Returns (rates, smoothed losses, suggested rate): the rate
-    of steepest descent of the smoothed loss, fastai's `steep` suggestion.
+    schedule). Returns (rates, smoothed losses, suggested rate), the rate
+    chosen by fastai's rule `suggest`: "valley" (fastai's default since
+    2.5: part way down the longest descent) or "steep" (where the smoothed
+    loss falls fastest against log rate).
     """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"Need 0 < `start_lr` < `end_lr`. Received: {start_lr}, {end_lr}")
+    if suggest not in SUGGESTIONS:
+        raise ValueError(f"`suggest` must be one of {tuple(SUGGESTIONS)}. Received: {suggest!r}")
     weights = [v.numpy() for v in model.variables]
     optimizer_state = [v.numpy() for v in model.optimizer.variables] \
         if model.optimizer.built else None
@@ -62,13 +66,41 @@ def lr_find(model, dataset, start_lr=1e-7, end_lr=10.0, num_steps=100):
     rates, losses = np.array(finder.rates), np.array(finder.losses)
     if len(losses) < 3:
         raise ValueError("The loss diverged at once; lower `start_lr`.")
+    return rates, losses, SUGGESTIONS[suggest](rates, losses, num_steps)
+
+
+def steep(rates, losses, num_steps):
+    """The rate where the smoothed loss falls fastest, before its minimum."""
     # Skip the first steps (noisy) and the diverging tail.
     end = int(np.argmin(losses)) + 1
     begin = min(len(losses) // 10, max(end - 2, 0))
     slopes = np.gradient(losses[begin:end], np.log(rates[begin:end])) \
         if end - begin >= 2 else np.array([0.0])
-    suggestion = float(rates[begin + int(np.argmin(slopes))])
-    return rates, losses, suggestion
+    return float(rates[begin + int(np.argmin(slopes))])
+
+
+def valley(rates, losses, num_steps):
+    """fastai's `valley`: the longest run of falling losses (a longest
+    decreasing subsequence), and the rate a half of the way down it; as
+    fastai, without the first tenth of the steps and the last five."""
+    steps_run = len(losses)
+    rates, losses = rates[num_steps // 10:-5], losses[num_steps // 10:-5]
+    if len(losses) < 2:
+        raise ValueError(f"The range test stopped after too few steps for a suggestion "
+                         f"({steps_run} of {num_steps}); lower `start_lr`.")
+    longest = np.ones(len(losses), int)
+    start = end = 0
+    for i in range(1, len(losses)):
+        for j in range(i):
+            if losses[i] < losses[j] and longest[i] < longest[j] + 1:
+                longest[i] = longest[j] + 1
+            if longest[end] < longest[i]:
+                end, start = i, i - longest[i]
+    third = (end - start) / 3
+    return float(rates[start + int(third) + int(third / 2)])
+
+
+SUGGESTIONS = {"valley": valley, "steep": steep}
 
 
 def plot_lr_find(rates, losses, suggestion, path):
