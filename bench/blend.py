@@ -93,6 +93,7 @@ def main():
                              "tfidf,nb); rows named blend-<weightings> unless tfidf")
     args = parser.parse_args()
     seeds = None if args.seeds is None else {int(s) for s in args.seeds.split(",")}
+    weightings = tuple(args.weightings.split(","))
     results_path = os.path.join(args.out, f"results-{args.tag}-blend.json")
     for task in args.tasks.split(","):
         folder = os.path.join(args.out, task)
@@ -102,18 +103,18 @@ def main():
             seed = int(re.search(r"-s(\d+)$", run).group(1))
             if seeds is not None and seed not in seeds:
                 continue
-            weightings = tuple(args.weightings.split(","))
             row = blend_row(folder, run, seed, weightings)
             tfidf = run_tfidf(folder, seed)
             row.update({f"sklearn_{k}": v for k, v in tfidf.items() if k.endswith("error")})
-            arm = "blend" if args.arm == "ulmfit" else "scratch-blend"
+            row_name = "blend" if args.arm == "ulmfit" else "scratch-blend"
             if weightings != ("tfidf",):
-                arm += "-" + "+".join(weightings)
-            _add_row(results_path, task, arm, seed, row)
+                row_name += "-" + "+".join(weightings)
+            _add_row(results_path, task, row_name, seed, row)
             print(task, seed, json.dumps(row), flush=True)
             print(f"  {'':10} {'valid':>7} {'test':>7} {'dev':>7}")
-            for arm, prefix in (("ULMFiT" if args.arm == "ulmfit" else "scratch", "classifier_"), ("bag", "bag_"), ("blend", ""),
-                                ("sklearn", "sklearn_")):
+            classifier_name = "ULMFiT" if args.arm == "ulmfit" else "scratch"
+            for arm, prefix in ((classifier_name, "classifier_"), ("bag", "bag_"),
+                                ("blend", ""), ("sklearn", "sklearn_")):
                 print(f"  {arm:10} " + " ".join(
                     f"{row.get(f'{prefix}{n}_error', float('nan')):7.2%}"
                     for n in ("valid", "test", "dev")), flush=True)
