@@ -41,6 +41,25 @@ def trec(data_dir):
 
 
 @pytest.fixture(scope="session")
+def trec_id_split(trec):
+    """`trec_id_split(count)`: the first `count` TREC-6 training questions as
+    ids, 20% held out (seed 0): (vocab, train docs, labels, valid docs,
+    labels, class names)."""
+    from ulmfit_tf.text import Vocab, tokenize_corpus
+    from ulmfit_tf.training.classifier import split_labelled
+
+    train = trec[0]
+
+    def split(count):
+        tokens = tokenize_corpus(train.texts[:count], num_workers=1)
+        vocab = Vocab.build(tokens, min_freq=2)
+        docs = [vocab.encode(t) for t in tokens]
+        return (vocab, *split_labelled(docs, train.labels[:count], 0.2, 0), train.classes)
+
+    return split
+
+
+@pytest.fixture(scope="session")
 def imdb_train(data_dir):
     from ulmfit_tf.data import load_imdb
 

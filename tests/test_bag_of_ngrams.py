@@ -15,17 +15,12 @@ from ulmfit_tf.models.bag_of_ngrams import (BagOfNgrams, BlendedClassifier,
                                             bag_logits, fit_bag_of_ngrams, fit_blend, word_ids)
 from ulmfit_tf.text import Vocab, tokenize_corpus
 from ulmfit_tf.training.classifier import (ClassifierConfig, load_run, predict_probabilities,
-                                           split_labelled, train_classifier)
+                                           train_classifier)
 
 
 @pytest.fixture(scope="module")
-def trec_ids(trec):
-    """1,500 TREC-6 questions as ids: (vocab, train docs, labels, valid docs, labels)."""
-    train = trec[0]
-    tokens = tokenize_corpus(train.texts[:1500], num_workers=1)
-    vocab = Vocab.build(tokens, min_freq=2)
-    docs = [vocab.encode(t) for t in tokens]
-    return (vocab, *split_labelled(docs, train.labels[:1500], 0.2, 0), train.classes)
+def trec_ids(trec_id_split):
+    return trec_id_split(1500)
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from ulmfit_tf.text import Vocab, tokenize_corpus
 from ulmfit_tf.training import lr_finder
-from ulmfit_tf.training.classifier import ClassifierConfig, split_labelled, train_classifier
+from ulmfit_tf.training.classifier import ClassifierConfig, train_classifier
 from ulmfit_tf.training.lr_finder import lr_find, steep, valley
 
 
@@ -65,12 +64,8 @@ def test_lr_find_restores_the_model_and_validates_arguments():
 
 
 @pytest.fixture(scope="module")
-def trec_ids(trec):
-    train = trec[0]
-    tokens = tokenize_corpus(train.texts[:600], num_workers=1)
-    vocab = Vocab.build(tokens, min_freq=2)
-    docs = [vocab.encode(t) for t in tokens]
-    return (vocab, *split_labelled(docs, train.labels[:600], 0.2, 0), train.classes)
+def trec_ids(trec_id_split):
+    return trec_id_split(600)
 
 
 def test_tuned_run_is_the_run_at_the_suggested_rate(trec_ids, tmp_path, monkeypatch):

@@ -261,11 +261,12 @@ def _fit_path(train_features, train_labels, valid_features, valid_labels, scale,
         state, moments = _adam(train_features, train_labels, count, state, moments,
                                penalty, tf.constant(steps_done, tf.float32), scale)
         steps_done += FIT_STEPS
-        logits = _logits(valid_features, state[0] * scale, state[1], valid_count)
+        kernel = state[0] * scale
+        logits = _logits(valid_features, kernel, state[1], valid_count)
         losses[c] = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
             valid_labels, logits)))
         errors[c] = float(np.mean(np.argmax(logits.numpy(), -1) != valid_labels))
-        fitted[c] = [(state[0] * scale).numpy(), state[1].numpy()]
+        fitted[c] = [kernel.numpy(), state[1].numpy()]
     return {"valid_losses": losses, "valid_errors": errors, "fitted": fitted}
 
 

@@ -323,7 +323,9 @@ def _tune_max_lr(classifier, train, config, run_dir=None, gradual_unfreezing=Non
     if gradual_unfreezing is None:
         gradual_unfreezing = config.gradual_unfreezing
     groups = classifier.layer_groups
-    frozen = [layer for group in groups[:-1] for layer in group] if gradual_unfreezing else []
+    trained = GradualUnfreezing(groups).unfrozen_groups(0) if gradual_unfreezing \
+        else len(groups)
+    frozen = [layer for group in groups[:len(groups) - trained] for layer in group]
     if isinstance(train, ClassificationBatches):
         # Its own batches: the run's keep their epoch count, so the training
         # that follows is the one `max_lr` = the suggestion would give.
@@ -346,7 +348,7 @@ def _tune_max_lr(classifier, train, config, run_dir=None, gradual_unfreezing=Non
         plot_lr_find(rates, losses, suggestion, os.path.join(run_dir, "lr_find.png"))
         write_json(path, {"suggestion": suggestion, "steep": steep(rates, losses, LR_FIND_STEPS),
                           "untuned_max_lr": config.max_lr, "seconds": seconds,
-                          "trained_groups": 1 if gradual_unfreezing else len(groups),
+                          "trained_groups": trained,
                           "rates": rates.tolist(), "losses": losses.tolist()})
     return dataclasses.replace(config, max_lr=suggestion)
 
