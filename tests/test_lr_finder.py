@@ -63,6 +63,23 @@ def test_lr_find_restores_the_model_and_validates_arguments():
         lr_find(model, data, start_lr=1.0, end_lr=0.1)
 
 
+def test_lr_find_reports_progress_in_a_log(capsys):
+    """A range test on long documents takes minutes: verbose=2 (a log, as
+    `train-classifier` writes) gets progress lines, verbose=0 nothing."""
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, (x[:, 0] > 0).astype("int32"))).batch(8)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.Adam(1e-7), "sparse_categorical_crossentropy")
+    lr_find(model, data, end_lr=1e-3, num_steps=20)
+    assert capsys.readouterr().out == ""
+    lr_find(model, data, end_lr=1e-3, num_steps=20, verbose=2)  # no divergence: all 20 steps
+    lines = [line for line in capsys.readouterr().out.splitlines()
+             if line.startswith("range test: step")]
+    assert len(lines) == 10 and lines[-1].startswith("range test: step 20/20")
+
+
 @pytest.fixture(scope="module")
 def trec_ids(trec_id_split):
     return trec_id_split(600)

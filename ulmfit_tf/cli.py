@@ -415,7 +415,8 @@ def _lr_find(args):
                   loss="sparse_categorical_crossentropy")
     batches = ClassificationBatches(_encode(data.texts, vocab), data.labels, args.batch_size,
                                     num_classes=len(data.classes))
-    rates, losses, suggestion = lr_find(model, batches.as_dataset(), num_steps=args.steps)
+    rates, losses, suggestion = lr_find(model, batches.as_dataset(), num_steps=args.steps,
+                                        verbose=1 if sys.stdout.isatty() else 2)
     os.makedirs(args.out, exist_ok=True)
     plot_lr_find(rates, losses, suggestion, os.path.join(args.out, "lr_find.png"))
     steepest = steep(rates, losses, args.steps)

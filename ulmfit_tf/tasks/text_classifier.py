@@ -428,7 +428,7 @@ class TextClassifier(keras.Model):
         unfreeze = config.gradual_unfreezing if gradual_unfreezing is None \
             else gradual_unfreezing
         if self._fit_optimizer and config.tune_lr:
-            config = _tune_max_lr(self.classifier, train, config, run_dir, unfreeze)
+            config = _tune_max_lr(self.classifier, train, config, run_dir, unfreeze, verbose)
         unfreezing = GradualUnfreezing(self.classifier.layer_groups) if unfreeze else None
         if self._fit_optimizer:
             with self.distribute_strategy.scope():

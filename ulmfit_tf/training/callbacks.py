@@ -136,11 +136,12 @@ class ReseedEachEpoch(keras.callbacks.Callback):
 
 class ProgressLog(keras.callbacks.Callback):
     """Progress lines for logs (no terminal, so no progress bar): every
-    `every` of an epoch's steps, the step, the loss and the elapsed time."""
+    `every` of an epoch's steps, the step, the loss and the elapsed time.
+    `name` replaces "epoch N" at the start of each line."""
 
-    def __init__(self, every=0.1, stream=None):
+    def __init__(self, every=0.1, stream=None, name=None):
         super().__init__()
-        self.every, self.stream = every, stream
+        self.every, self.stream, self.name = every, stream, name
 
     def on_epoch_begin(self, epoch, logs=None):
         import time
@@ -155,7 +156,7 @@ class ProgressLog(keras.callbacks.Callback):
         if steps and (batch + 1) / steps >= self._next:
             self._next += self.every
             loss = (logs or {}).get("loss")
-            print(f"epoch {self._epoch + 1}: step {batch + 1}/{steps}"
+            print(f"{self.name or f'epoch {self._epoch + 1}'}: step {batch + 1}/{steps}"
                   + (f", loss {float(loss):.4f}" if loss is not None else "")
                   + f", {time.perf_counter() - self._start:.0f} s",
                   file=self.stream or sys.stdout, flush=True)

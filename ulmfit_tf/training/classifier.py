@@ -256,7 +256,7 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
                                 list(classes) if config.task != "regression" else None,
                                 backwards=config.backwards)
     if config.tune_lr:
-        config = _tune_max_lr(text_model.classifier, train, config, run_dir)
+        config = _tune_max_lr(text_model.classifier, train, config, run_dir, verbose=verbose)
     # Tuned once, here, so that config.json holds the rate the run trains with.
     text_model.compile(recipe=dataclasses.replace(config, tune_lr=False))
     model = text_model.classifier
@@ -306,14 +306,15 @@ def train_classifier(source, train_docs, train_labels, valid_docs, valid_labels,
 LR_FIND_STEPS = 100
 
 
-def _tune_max_lr(classifier, train, config, run_dir=None, gradual_unfreezing=None):
+def _tune_max_lr(classifier, train, config, run_dir=None, gradual_unfreezing=None,
+                 verbose=0):
     """`config` with `max_lr` from a range test (fastai's `lr_find`, its
     "valley" suggestion) on the groups the first epoch trains: the head
     alone under gradual unfreezing (`gradual_unfreezing`, None: the
     config's). `train`: `ClassificationBatches` or a dataset of (ids,
     labels). With a `run_dir`, writes ``lr_find.json`` and ``lr_find.png``
     there, and a resumed run reads the rate it chose before instead of
-    testing again."""
+    testing again. `verbose` as `lr_find`'s."""
     from ulmfit_tf.training.lr_finder import lr_find, plot_lr_find, steep
 
     path = run_dir and os.path.join(run_dir, "lr_find.json")
@@ -339,7 +340,7 @@ def _tune_max_lr(classifier, train, config, run_dir=None, gradual_unfreezing=Non
                            loss=loss_and_metrics(config.task)[0])
         start = time.perf_counter()
         rates, losses, suggestion = lr_find(classifier, train, num_steps=LR_FIND_STEPS,
-                                            suggest="valley")
+                                            suggest="valley", verbose=verbose)
         seconds = time.perf_counter() - start
     finally:
         for layer in frozen:

@@ -5,6 +5,7 @@ import math
 import keras
 import numpy as np
 
+from ulmfit_tf.training.callbacks import ProgressLog
 from ulmfit_tf.training.run_dir import save_figure
 
 
@@ -38,15 +39,19 @@ class _ExponentialRate(keras.callbacks.Callback):
         self._previous_mean = 0.0
 
 
-def lr_find(model, dataset, start_lr=1e-7, end_lr=10.0, num_steps=100, suggest="valley"):
+def lr_find(model, dataset, start_lr=1e-7, end_lr=10.0, num_steps=100, suggest="valley",
+            verbose=0):
     """Trains with an exponentially growing rate, then restores the weights.
 
     `model` must be compiled with an optimizer whose rate is a float (not a
     schedule). Returns (rates, smoothed losses, suggested rate), the rate
     chosen by fastai's rule `suggest`: "valley" (fastai's default since
     2.5: part way down the longest descent) or "steep" (where the smoothed
-    loss falls fastest against log rate).
+    loss falls fastest against log rate). `verbose` as `model.fit`'s; 2
+    adds progress lines for a log (on long documents the test can take
+    minutes).
     """
+
     if not 0 < start_lr < end_lr:
         raise ValueError(f"Need 0 < `start_lr` < `end_lr`. Received: {start_lr}, {end_lr}")
     if suggest not in SUGGESTIONS:
@@ -56,8 +61,9 @@ def lr_find(model, dataset, start_lr=1e-7, end_lr=10.0, num_steps=100, suggest="
         if model.optimizer.built else None
     finder = _ExponentialRate(start_lr, end_lr, num_steps)
     data = dataset.repeat()
-    model.fit(data, epochs=1, steps_per_epoch=num_steps, callbacks=[finder], verbose=0,
-              shuffle=False)
+    progress = [ProgressLog(name="range test")] if verbose == 2 else []
+    model.fit(data, epochs=1, steps_per_epoch=num_steps, callbacks=[finder, *progress],
+              verbose=verbose, shuffle=False)
     for v, w in zip(model.variables, weights):
         v.assign(w)
     if optimizer_state is not None:
