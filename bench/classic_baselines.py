@@ -130,16 +130,19 @@ def _cli(args, log_path):
     """Runs `ulmfit-tf ARGS`, its output to `log_path`; returns (last JSON
     line printed, wall seconds)."""
     start = time.perf_counter()
-    with open(log_path, "w") as log:
-        done = subprocess.run([sys.executable, "-m", "ulmfit_tf.cli", *args], stdout=subprocess.PIPE,
-                              stderr=log, text=True)
-    log_text = done.stdout
-    with open(log_path, "a") as log:
-        log.write(log_text)
-    if done.returncode:
+    last_json = None
+    # Line by line as they come: the log shows how far a 40-minute run is.
+    with open(log_path, "w") as log, subprocess.Popen(
+            [sys.executable, "-m", "ulmfit_tf.cli", *args], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True) as process:
+        for line in process.stdout:
+            log.write(line)
+            log.flush()
+            if line.startswith("{"):
+                last_json = line
+    if process.returncode:
         raise RuntimeError(f"ulmfit-tf {' '.join(args)} failed; see {log_path}")
-    lines = [l for l in log_text.splitlines() if l.startswith("{")]
-    return (json.loads(lines[-1]) if lines else None), time.perf_counter() - start
+    return (json.loads(last_json) if last_json else None), time.perf_counter() - start
 
 
 def _valid_split(folder, seed):
@@ -261,7 +264,8 @@ def main():
     parser.add_argument("--arms", default="tfidf,ulmfit,scratch")
     parser.add_argument("--tag", default="default", help="names this set of classifier flags")
     parser.add_argument("--classifier-flags", default="", help="added to train-classifier")
-    parser.add_argument("--scratch-flags", default="--embedding-dim 128 --hidden-dim 384 --epochs 20",
+    parser.add_argument("--scratch-flags",
+                        default="--embedding-dim 128 --hidden-dim 384 --epochs 20",
                         help="added to train-classifier without --lm")
     parser.add_argument("--lm-flags", default="", help="added to finetune-lm")
     parser.add_argument("--pretrained", default=BUNDLED_LM,
