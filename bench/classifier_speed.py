@@ -8,6 +8,7 @@
     python bench/classifier_speed.py precision [--docs 200] [--rounds 3]
     python bench/classifier_speed.py agreement --runs RUN=TEST.tsv[,RUN=TEST.tsv...]
     python bench/classifier_speed.py memory [--lengths 500,1000,2000,5000]
+    python bench/classifier_speed.py outlier [--length 540] [--outlier 12000] [--rounds 3]
 
 Both libraries get the same AWD-LSTM classifier (vocab 10k, embedding 400,
 hidden 1152, 3 layers, fastai's head, BPT3C with bptt 72 and max_len
@@ -44,6 +45,12 @@ agreement: trained classifier runs scored on their test files with float32
     and with bfloat16 matmuls: the share of texts whose label is the same,
     the largest difference of probabilities, both error rates, and texts/s
     of each (the second of two passes each, in turns).
+outlier: seconds of one training step (Adam, forward and backward) on a
+    batch of 64 random texts of --length tokens, and on the same batch with
+    its first text --outlier tokens long (a uuencoded post of 20
+    Newsgroups is 12,373 of our tokens), both libraries in turns (median of
+    --rounds), at the bundled LM's sizes (vocab 15k, embedding 128, hidden
+    384): what one long text costs the batch it lands in.
 memory: peak resident memory (ru_maxrss) of a fresh process that trains 3
     steps on a batch of 8 documents of each length; BPT3C should keep it
     flat once documents are longer than max_len (1,440 tokens).
@@ -74,20 +81,32 @@ def imdb_ids(data, count):
     return [np.minimum(vocab.encode(t), VOCAB - 1).astype(np.int32) for t in tokens]
 
 
-def ours_model():
+def ours_model(vocab=VOCAB, embedding=EMB, hidden=HIDDEN):
     from ulmfit_tf.training.classifier import ClassifierConfig, build_classifier
 
-    sizes = {"vocabulary_size": VOCAB, "embedding_dim": EMB, "hidden_dim": HIDDEN,
+    sizes = {"vocabulary_size": vocab, "embedding_dim": embedding, "hidden_dim": hidden,
              "num_layers": 3}
     return build_classifier(sizes, 2, ClassifierConfig(max_len=MAX_LEN, bptt=BPTT))
 
 
-def fastai_model():
+def fastai_model(vocab=VOCAB, embedding=EMB, hidden=HIDDEN):
     from fastai.text.all import AWD_LSTM, awd_lstm_clas_config, get_text_classifier
 
-    config = dict(awd_lstm_clas_config, emb_sz=EMB, n_hid=HIDDEN)
-    return get_text_classifier(AWD_LSTM, VOCAB, 2, seq_len=BPTT, config=config,
+    config = dict(awd_lstm_clas_config, emb_sz=embedding, n_hid=hidden)
+    return get_text_classifier(AWD_LSTM, vocab, 2, seq_len=BPTT, config=config,
                                max_len=MAX_LEN)
+
+
+def fastai_padded(batch):
+    """fastai's own classifier collate: whole chunks of padding in front,
+    the rest behind, so that every text starts on a chunk boundary as its
+    SentenceEncoder expects."""
+    import torch
+    from fastai.text.data import pad_chunk
+
+    return torch.stack([pad_chunk(torch.from_numpy(doc.astype(np.int64)), pad_idx=1,
+                                  pad_first=True, seq_len=BPTT, pad_len=max(map(len, batch)))
+                        for doc in batch])
 
 
 def ours_inference(docs):
@@ -369,7 +388,6 @@ def compare_agreement(pairs):
 
 def fastai_inference(docs):
     import torch
-    from fastai.text.data import pad_chunk
 
     model = fastai_model().eval()
     order = sorted(range(len(docs)), key=lambda i: -len(docs[i]))
@@ -377,16 +395,9 @@ def fastai_inference(docs):
     def run(selected):
         with torch.no_grad():
             for b in range(0, len(selected), BATCH):
-                batch = [docs[i] for i in selected[b:b + BATCH]]
-                # fastai's own collate: whole chunks of padding in front, the
-                # rest behind, so that every text starts on a chunk boundary
-                # as its SentenceEncoder expects. (Padding all in front made
-                # it skip the first, partial chunk of most texts: 15% of the
-                # tokens of 200 or 500 reviews.)
-                x = torch.stack([pad_chunk(torch.from_numpy(doc.astype(np.int64)),
-                                           pad_idx=1, pad_first=True, seq_len=BPTT,
-                                           pad_len=max(map(len, batch)))
-                                 for doc in batch])
+                # (Padding all in front made fastai skip the first, partial
+                # chunk of most texts: 15% of the tokens of 200 or 500 reviews.)
+                x = fastai_padded([docs[i] for i in selected[b:b + BATCH]])
                 model[0].reset()
                 model(x)
 
@@ -427,6 +438,70 @@ def train_steps(library, length, steps=3, batch=8):
     print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+BUNDLED_SIZES = {"vocab": 15_000, "embedding": 128, "hidden": 384}
+
+
+def ours_train_step():
+    import keras
+
+    from ulmfit_tf.data.classification import pad_right
+
+    model = ours_model(**BUNDLED_SIZES)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+
+    def step(batch, labels):
+        x = pad_right(batch)
+        start = time.perf_counter()
+        model.train_on_batch(x, labels)
+        return time.perf_counter() - start
+    return step
+
+
+def fastai_train_step():
+    import torch
+
+    model = fastai_model(**BUNDLED_SIZES).train()
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+
+    def step(batch, labels):
+        x, y = fastai_padded(batch), torch.from_numpy(labels)
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        model[0].reset()
+        torch.nn.functional.cross_entropy(model(x)[0], y).backward()
+        optimizer.step()
+        return time.perf_counter() - start
+    return step
+
+
+def compare_outlier(length, outlier, rounds):
+    rng = np.random.default_rng(0)
+    vocab = BUNDLED_SIZES["vocab"]
+    plain = [rng.integers(9, vocab, length).astype(np.int32) for _ in range(BATCH)]
+    with_outlier = [rng.integers(9, vocab, outlier).astype(np.int32)] + plain[1:]
+    labels = rng.integers(0, 2, BATCH)
+    steps = {"ours": ours_train_step(), "fastai": fastai_train_step()}
+    batches = {"plain": plain, "outlier": with_outlier}
+    seconds = {(lib, kind): [] for lib in steps for kind in batches}
+    for lib, step in steps.items():  # trace and warm up each shape once
+        for batch in batches.values():
+            step(batch, labels)
+    for _ in range(rounds):  # in turns, so that other load hits all alike
+        for lib, step in steps.items():
+            for kind, batch in batches.items():
+                seconds[lib, kind].append(step(batch, labels))
+    median = {key: float(np.median(values)) for key, values in seconds.items()}
+    print(f"one training step, batch {BATCH}: {BATCH} texts of {length:,} tokens, or the same "
+          f"with one of {outlier:,}; median of {rounds}")
+    print(f"| | {BATCH} x {length:,} tokens | one text {outlier:,} long | cost of the long text |")
+    print("|---|---|---|---|")
+    for lib in steps:
+        plain_s, outlier_s = median[lib, "plain"], median[lib, "outlier"]
+        print(f"| {lib} | {plain_s:.2f} s | {outlier_s:.2f} s | {outlier_s / plain_s:.2f}x |")
+    print(f"ours / fastai, the batch with the long text: "
+          f"{median['ours', 'outlier'] / median['fastai', 'outlier']:.2f}x the time")
+
+
 def memory(lengths):
     print("| tokens per document | ours peak RSS (MB) | fastai peak RSS (MB) | ratio fastai / ours |")
     print("|---|---|---|---|")
@@ -446,18 +521,23 @@ def main():
         return train_steps(sys.argv[2], int(sys.argv[3]))
     parser = argparse.ArgumentParser()
     parser.add_argument("what", choices=["inference", "loops", "skipping", "savedmodel",
-                                         "precision", "agreement", "memory"])
+                                         "precision", "agreement", "memory", "outlier"])
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..",
                                                        "shared", "data"))
     parser.add_argument("--docs", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lengths", default="500,1000,2000,5000")
+    parser.add_argument("--length", type=int, default=540, help="outlier: every text's length")
+    parser.add_argument("--outlier", type=int, default=12_000,
+                        help="outlier: the long text's length")
     parser.add_argument("--runs", default=None, help="agreement: RUN=TEST.tsv,...")
     parser.add_argument("--matmul-precision", default="float32", choices=["float32", "bfloat16"],
                         help="savedmodel: both paths in this precision")
     args = parser.parse_args()
     if args.what == "agreement":
         return compare_agreement(args.runs)
+    if args.what == "outlier":
+        return compare_outlier(args.length, args.outlier, args.rounds)
     if args.what == "memory":
         return memory([int(n) for n in args.lengths.split(",")])
     if args.what == "savedmodel":

@@ -72,3 +72,32 @@ def test_config_and_save_round_trip(tmp_path):
 def test_bad_penalty_weights(name):
     with pytest.raises(ValueError, match=f"`{name}` must be a number >= 0. Received: -1"):
         classifier(**{name: -1})
+
+
+def test_bpt3c_reads_only_the_rows_with_text_in_each_chunk(monkeypatch):
+    """One long text in a batch must not make the short ones read its
+    length in padding (fastai's SentenceEncoder drops them the same way)."""
+    clf = classifier()  # max_len 6, bptt 4
+    rng = np.random.default_rng(0)
+    lengths = [23, 14, 5]
+    x = np.ones((3, 23), np.int32)
+    for row, length in enumerate(lengths):
+        x[row, :length] = rng.integers(2, 30, length)
+    batch_sizes = []
+    encoder_call = type(clf.encoder).call
+
+    def counting_call(self, inputs, *args, **kwargs):
+        batch_sizes.append(int(inputs["token_ids"].shape[0]))
+        return encoder_call(self, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(type(clf.encoder), "call", counting_call)
+    for training in (False, True):
+        batch_sizes.clear()
+        clf(x, training=training)
+        # Tokens before each text's last 6: 17, 8 and 0, read in chunks of 4;
+        # then the pooled windows of all three.
+        assert batch_sizes == [2, 2, 1, 1, 1, 3]
+    together = clf(x).numpy()
+    for row, length in enumerate(lengths):
+        alone = clf(x[row:row + 1, :length]).numpy()
+        np.testing.assert_allclose(together[row], alone[0], atol=1e-6)

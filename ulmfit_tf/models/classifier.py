@@ -116,6 +116,8 @@ class AWDLSTMClassifier(keras.Model):
     gradients, so memory stays bounded however long the text (fastai: bptt
     72, max_len 72 * 20). We back-propagate through the whole last `max_len`
     window in one piece, where fastai detaches the state between its chunks.
+    Each chunk before the window reads only the rows that still have text
+    there, as fastai's `SentenceEncoder` does.
 
     Input: right-padded token ids [B, T] (``xxpad`` = 1). A text's
     prediction does not depend on what it is batched with.
@@ -194,12 +196,27 @@ class AWDLSTMClassifier(keras.Model):
         state = [tf.zeros([batch, size], self.encoder.compute_dtype)
                  for size in self.encoder.state_sizes for _ in range(2)]
 
+        prefix_lengths = tf.reduce_sum(tf.cast(tf.not_equal(prefix, PAD_ID), tf.int32), axis=1)
+
+        def read_rows(chunk, rows, state):
+            out = self.encoder({"token_ids": tf.gather(chunk, rows),
+                                "state": [tf.gather(s, rows) for s in state]},
+                               training=training)
+            # No gradients flow into the text before the pooled window.
+            return [tf.tensor_scatter_nd_update(s, rows[:, tf.newaxis], tf.stop_gradient(new))
+                    for s, new in zip(state, out["state"])]
+
         def read_chunk(i, state):
             chunk = prefix[:, i * self.bptt:(i + 1) * self.bptt]
             chunk = tf.ensure_shape(chunk, [None, self.bptt])
-            out = self.encoder({"token_ids": chunk, "state": list(state)}, training=training)
-            # No gradients flow into the text before the pooled window.
-            return i + 1, [tf.stop_gradient(s) for s in out["state"]]
+            # Only the rows with text in this chunk, as fastai's
+            # SentenceEncoder: one 12,000-token post in a batch of 64 would
+            # otherwise make the other 63 rows read 12,000 tokens of padding
+            # (20 Newsgroups: up to half of an epoch; docs/PERFORMANCE.md).
+            rows = tf.reshape(tf.where(prefix_lengths > i * self.bptt), [-1])
+            state = tf.cond(tf.size(rows) > 0, lambda: read_rows(chunk, rows, list(state)),
+                            lambda: list(state))
+            return i + 1, state
 
         chunks = prefix.shape[1] // self.bptt if prefix.shape[1] is not None else \
             tf.shape(prefix)[1] // self.bptt
