@@ -101,3 +101,26 @@ def test_bpt3c_reads_only_the_rows_with_text_in_each_chunk(monkeypatch):
     for row, length in enumerate(lengths):
         alone = clf(x[row:row + 1, :length]).numpy()
         np.testing.assert_allclose(together[row], alone[0], atol=1e-6)
+
+
+
+def xla_training_forward(clf, x):
+    return tf.function(lambda ids: clf(ids, training=True), jit_compile=True)(x).numpy()
+
+
+def test_xla_trains_on_texts_within_the_window():
+    clf = classifier(head_hidden_dropout=0.0)  # max_len 6, bptt 4, no dropout
+    x = np.random.default_rng(3).integers(2, 30, (2, 6)).astype(np.int32)
+    x[1, 3:] = 1
+    np.testing.assert_allclose(xla_training_forward(clf, x), clf(x, training=True).numpy(),
+                               atol=1e-5)
+
+
+@pytest.mark.xfail(strict=True, raises=tf.errors.InvalidArgumentError,
+                   reason="XLA cannot size the chunks before the window (found in session 21; "
+                          "docs/DISTRIBUTED.md, XLA)")
+def test_xla_trains_on_texts_longer_than_the_window():
+    clf = classifier(head_hidden_dropout=0.0)
+    x = np.random.default_rng(3).integers(2, 30, (2, 15)).astype(np.int32)
+    np.testing.assert_allclose(xla_training_forward(clf, x), clf(x, training=True).numpy(),
+                               atol=1e-5)
