@@ -103,7 +103,6 @@ def test_bpt3c_reads_only_the_rows_with_text_in_each_chunk(monkeypatch):
         np.testing.assert_allclose(together[row], alone[0], atol=1e-6)
 
 
-
 def xla_training_forward(clf, x):
     return tf.function(lambda ids: clf(ids, training=True), jit_compile=True)(x).numpy()
 
