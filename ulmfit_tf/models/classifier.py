@@ -45,7 +45,8 @@ def bpt3c_split(token_ids, max_len, bptt):
     The suffix holds each text's last `max_len` tokens (left-aligned,
     right-padded), the prefix everything before them (right-padded to a
     multiple of `bptt`). Shapes are static where the input's length is (XLA
-    needs it). Returns (prefix [B, P], suffix [B, L], suffix_lengths [B]).
+    needs it). Returns (prefix [B, P], prefix_lengths [B], suffix [B, L],
+    suffix_lengths [B]).
     """
     token_ids = tf.cast(token_ids, tf.int32)
     static_steps = token_ids.shape[1]
@@ -68,7 +69,7 @@ def bpt3c_split(token_ids, max_len, bptt):
                     constant_values=PAD_ID)[:, :prefix_steps]
     in_prefix = tf.range(prefix_steps)[tf.newaxis, :] < start[:, tf.newaxis]
     prefix = tf.where(in_prefix, prefix, PAD_ID)
-    return prefix, suffix, suffix_lengths
+    return prefix, start, suffix, suffix_lengths
 
 
 def masked_concat_pool(outputs, lengths):
@@ -191,12 +192,11 @@ class AWDLSTMClassifier(keras.Model):
     def encode(self, token_ids, training=False):
         """BPT3C: pooled features [B, 3 * embedding_dim] of right-padded ids."""
         token_ids = tf.cast(token_ids, tf.int32)
-        prefix, suffix, suffix_lengths = bpt3c_split(token_ids, self.max_len, self.bptt)
+        prefix, prefix_lengths, suffix, suffix_lengths = bpt3c_split(token_ids, self.max_len,
+                                                                     self.bptt)
         batch = tf.shape(token_ids)[0]
         state = [tf.zeros([batch, size], self.encoder.compute_dtype)
                  for size in self.encoder.state_sizes for _ in range(2)]
-
-        prefix_lengths = tf.reduce_sum(tf.cast(tf.not_equal(prefix, PAD_ID), tf.int32), axis=1)
 
         def read_rows(chunk, rows, state):
             out = self.encoder({"token_ids": tf.gather(chunk, rows),
