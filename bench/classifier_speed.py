@@ -413,40 +413,25 @@ def fastai_inference(docs):
 def train_steps(library, length, steps=3, batch=8):
     """Runs in a fresh process; prints its peak RSS in MB as JSON."""
     rng = np.random.default_rng(0)
-    x = rng.integers(9, VOCAB, (batch, length)).astype(np.int32)
+    docs = list(rng.integers(9, VOCAB, (batch, length)).astype(np.int32))
     y = rng.integers(0, 2, batch)
-    if library == "ours":
-        import keras
-
-        model = ours_model()
-        model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                      loss="sparse_categorical_crossentropy")
-        for _ in range(steps):
-            model.train_on_batch(x, y)
-    else:
-        import torch
-
-        model = fastai_model().train()
-        optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-        xt, yt = torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y)
-        for _ in range(steps):
-            optimizer.zero_grad()
-            model[0].reset()
-            logits = model(xt)[0]
-            torch.nn.functional.cross_entropy(logits, yt).backward()
-            optimizer.step()
+    step = ours_train_step() if library == "ours" else fastai_train_step()
+    for _ in range(steps):
+        step(docs, y)
     print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 BUNDLED_SIZES = {"vocab": 15_000, "embedding": 128, "hidden": 384}
 
 
-def ours_train_step():
+def ours_train_step(**sizes):
+    """A function that runs (and times) one Adam step of our classifier on
+    a list of id arrays, padded as our batches are."""
     import keras
 
     from ulmfit_tf.data.classification import pad_right
 
-    model = ours_model(**BUNDLED_SIZES)
+    model = ours_model(**sizes)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
 
     def step(batch, labels):
@@ -457,10 +442,11 @@ def ours_train_step():
     return step
 
 
-def fastai_train_step():
+def fastai_train_step(**sizes):
+    """The same for fastai's classifier, padded by its own collate."""
     import torch
 
-    model = fastai_model(**BUNDLED_SIZES).train()
+    model = fastai_model(**sizes).train()
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
 
     def step(batch, labels):
@@ -480,7 +466,8 @@ def compare_outlier(length, outlier, rounds):
     plain = [rng.integers(9, vocab, length).astype(np.int32) for _ in range(BATCH)]
     with_outlier = [rng.integers(9, vocab, outlier).astype(np.int32)] + plain[1:]
     labels = rng.integers(0, 2, BATCH)
-    steps = {"ours": ours_train_step(), "fastai": fastai_train_step()}
+    steps = {"ours": ours_train_step(**BUNDLED_SIZES),
+             "fastai": fastai_train_step(**BUNDLED_SIZES)}
     batches = {"plain": plain, "outlier": with_outlier}
     seconds = {(lib, kind): [] for lib in steps for kind in batches}
     for lib, step in steps.items():  # trace and warm up each shape once
