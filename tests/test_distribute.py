@@ -54,7 +54,7 @@ def _free_ports(count):
     return ports
 
 
-def run_workers(*args, count=2, timeout=300):
+def run_workers(*args, count=2, timeout=300, extra_env=None):
     """Runs `distributed_worker.py args` as `count` workers of one cluster on
     127.0.0.1; "{i}" in an argument becomes the worker's index."""
     ports = _free_ports(count)
@@ -63,7 +63,7 @@ def run_workers(*args, count=2, timeout=300):
         tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
                      "task": {"type": "worker", "index": index}}
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": TESTS_DIR,
-               "TF_CONFIG": json.dumps(tf_config)}
+               "TF_CONFIG": json.dumps(tf_config), **(extra_env or {})}
         processes.append(subprocess.Popen(
             [sys.executable, WORKER, *[a.replace("{i}", str(index)) for a in args]],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
@@ -93,14 +93,20 @@ def test_keras_still_needs_the_multi_worker_patches():
 
 @pytest.mark.slow
 def test_three_stages_on_two_workers_match_one_device(data_dir, tmp_path):
+    # oneDNN may sum a batch of 16 (one device) and of 8 (a replica) in
+    # different orders: on an AVX-512 EPYC (`lscpu` model 17) three stages
+    # grew that to 1e-3 in a classifier kernel, at this commit and before.
+    # With oneDNN off both runs agree within the tolerances below there.
+    same_kernels = {"TF_ENABLE_ONEDNN_OPTS": "0"}
     reference = subprocess.run(
         [sys.executable, WORKER, "stages", data_dir, str(tmp_path / "single"),
          str(tmp_path / "single")], capture_output=True, text=True, timeout=300,
         env={k: v for k, v in {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-                               "PYTHONPATH": TESTS_DIR}.items() if k != "TF_CONFIG"})
+                               "PYTHONPATH": TESTS_DIR, **same_kernels}.items()
+             if k != "TF_CONFIG"})
     assert reference.returncode == 0, reference.stderr[-3000:]
-    assert run_workers("stages", data_dir, str(tmp_path / "multi"),
-                       str(tmp_path / "worker{i}"))[0].startswith("STAGES OK 2")
+    assert run_workers("stages", data_dir, str(tmp_path / "multi"), str(tmp_path / "worker{i}"),
+                       extra_env=same_kernels)[0].startswith("STAGES OK 2")
 
     # Each worker's replica read its own block of rows of every batch: the
     # rows of the epoch's streams, whole and in order.
