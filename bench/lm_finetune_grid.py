@@ -9,8 +9,9 @@ from the bundled LM as a user would, every other setting the CLI's default,
 and reads the last epoch's validation perplexity (the split is the same for
 every setting: `--valid-fraction` and `--seed` stay at their defaults, and
 the vocabulary depends only on the corpus). A pair already run (its folder
-``OUT/<task>/lm-e<epochs>-lr<rate>``) is read, not run again; the CLI
-defaults' own run is the ``lm`` folder that `classic_baselines.py` makes.
+``OUT/<task>/lm-e<epochs>-lr<rate>``) is read, not run again. The pair of
+the CLI's defaults runs again under its own name: copy `classic_baselines.py`'s
+``lm`` folder and ``lm_seconds.json`` to that name to reuse them.
 Prints a table per task: validation perplexity and wall seconds.
 """
 

@@ -6,8 +6,8 @@ before it imports anything heavy.
 
 # Stage 2 (fine-tuning the LM on the target's text): the defaults of
 # `finetune-lm` and of `LanguageModel.compile()`, over `LanguageModelConfig`.
-# The peak is 10x the paper scripts' 4e-3: on all four visible tasks (60k to
-# 600k tokens) 4e-3 left the bundled 128/384 LM far from the validation
+# The peak is 10x the paper scripts' 4e-3: on all four visible tasks (72k to
+# 609k training tokens an epoch) 4e-3 left the bundled 128/384 LM far from the validation
 # perplexity a higher peak reaches in the same 3 epochs (docs/RESULTS.md 4.11).
 FINETUNE_RECIPE = dict(epochs=3, freeze_epochs=1, max_lr=4e-2, discriminative_factor=2.6,
                        beta_1=0.7, batch_size=64, bptt=70, valid_fraction=0.1, schedule="stlr")
