@@ -85,7 +85,8 @@ def test_bench_keeps_rows_of_invocations_that_ran_side_by_side(tmp_path):
 @pytest.mark.slow
 def test_bench_imdb_dev_set_is_outside_the_labelled_reviews(tmp_path, data_dir, imdb_train):
     """The bench's extra IMDb validation reviews come from the training
-    archive, none of them among the 1,000 labelled ones, the same each time."""
+    archive, none of them among the 1,000 labelled ones, cut like the
+    task's other reviews, the same each time."""
     from ulmfit_tf.data import load_csv
 
     bench = _bench_module()
@@ -93,13 +94,39 @@ def test_bench_imdb_dev_set_is_outside_the_labelled_reviews(tmp_path, data_dir, 
     dev = load_csv(str(tmp_path / "dev.tsv"))
     labelled = bench._balanced(imdb_train.labels, bench.IMDB_LABELS, np.random.default_rng(0))
     assert len(dev.texts) == bench.IMDB_DEV == len(set(dev.texts))
-    assert not set(dev.texts) & {imdb_train.texts[i] for i in labelled}
-    assert set(dev.texts) <= set(imdb_train.texts)
+    assert max(len(text.split()) for text in dev.texts) == bench.IMDB_WORDS
+    cut = [bench._first_words(text, bench.IMDB_WORDS) for text in imdb_train.texts]
+    assert not set(dev.texts) & {cut[i] for i in labelled}
+    assert set(dev.texts) <= set(cut)
     assert 0.4 < np.mean(dev.labels) < 0.6
     first = (tmp_path / "dev.tsv").read_bytes()
     (tmp_path / "dev.tsv").unlink()
     bench.write_imdb_dev(data_dir, str(tmp_path))
     assert (tmp_path / "dev.tsv").read_bytes() == first
+
+
+def test_bench_refuses_a_task_folder_written_under_another_definition(tmp_path):
+    """A task folder records the definition it was written with; the bench
+    refuses to add runs to one written under another (or before
+    definitions were recorded, for a task whose definition changed)."""
+    bench = _bench_module()
+    folder = tmp_path / "20news"
+    folder.mkdir()
+    bench._check_definition("20news", str(folder))
+    assert json.loads((folder / "task.json").read_text()) == bench.DEFINITIONS["20news"]
+    bench._check_definition("20news", str(folder))  # its own definition: accepted
+    (folder / "task.json").write_text(json.dumps({"train_posts": 2000, "test_posts": 2000,
+                                                  "first_words": 250}))
+    with pytest.raises(SystemExit, match="'train_posts': 2000.*pass another --out"):
+        bench._check_definition("20news", str(folder))
+    (folder / "task.json").unlink()
+    (folder / "lm.tsv").write_text("text\tlabel\n")
+    with pytest.raises(SystemExit, match=r"definition \{\}"):
+        bench._check_definition("20news", str(folder))
+    trec = tmp_path / "trec"  # never redefined: a folder from before is its definition
+    trec.mkdir()
+    (trec / "lm.tsv").write_text("text\tlabel\n")
+    bench._check_definition("trec", str(trec))
 
 
 def test_stopping_rules_read_the_epoch_each_rule_ends_with():
