@@ -87,6 +87,10 @@ def _first_words(text, count):
     return " ".join(text.split()[:count])
 
 
+def _cut(texts, count):
+    return [_first_words(text, count) for text in texts]
+
+
 def _balanced(labels, count, rng):
     classes = np.unique(labels)
     return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))
@@ -107,8 +111,7 @@ def write_imdb_dev(data, folder):
     labelled = _balanced(train.labels, IMDB_LABELS, np.random.default_rng(0))  # write_task's
     rest = np.setdiff1d(np.arange(len(train)), labelled)
     dev = train.subset(np.sort(np.random.default_rng(1).permutation(rest)[:IMDB_DEV]))
-    _write_tsv(path, [_first_words(t, IMDB_WORDS) for t in dev.texts], dev.labels,
-               list(train.classes))
+    _write_tsv(path, _cut(dev.texts, IMDB_WORDS), dev.labels, list(train.classes))
 
 
 def _check_definition(task, folder):
@@ -147,17 +150,17 @@ def write_task(task, data, folder):
     if task == "20news":
         train = train.subset(np.sort(rng.permutation(len(train))[:NEWS_POSTS]))
         test = test.subset(np.sort(rng.permutation(len(test))[:NEWS_TEST]))
-        train.texts = [_first_words(t, NEWS_WORDS) for t in train.texts]
-        test.texts = [_first_words(t, NEWS_WORDS) for t in test.texts]
+        train.texts = _cut(train.texts, NEWS_WORDS)
+        test.texts = _cut(test.texts, NEWS_WORDS)
     elif task == "imdb":
         train = train.subset(_balanced(train.labels, IMDB_LABELS, rng))
         test = test.subset(np.sort(rng.permutation(len(test))[:IMDB_TEST]))
         unsup = read_texts("imdb-unsup", source=data)
         lm_texts = train.texts + [unsup.texts[i] for i in
                                   np.sort(rng.permutation(len(unsup))[:IMDB_UNSUP])]
-        train.texts = [_first_words(t, IMDB_WORDS) for t in train.texts]
-        test.texts = [_first_words(t, IMDB_WORDS) for t in test.texts]
-        lm_texts = [_first_words(t, IMDB_WORDS) for t in lm_texts]
+        train.texts = _cut(train.texts, IMDB_WORDS)
+        test.texts = _cut(test.texts, IMDB_WORDS)
+        lm_texts = _cut(lm_texts, IMDB_WORDS)
     classes = list(train.classes)
     _write_tsv(os.path.join(folder, "train.tsv"), train.texts, train.labels, classes)
     _write_tsv(os.path.join(folder, "test.tsv"), test.texts, test.labels, classes)

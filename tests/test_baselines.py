@@ -95,7 +95,7 @@ def test_bench_imdb_dev_set_is_outside_the_labelled_reviews(tmp_path, data_dir, 
     labelled = bench._balanced(imdb_train.labels, bench.IMDB_LABELS, np.random.default_rng(0))
     assert len(dev.texts) == bench.IMDB_DEV == len(set(dev.texts))
     assert max(len(text.split()) for text in dev.texts) == bench.IMDB_WORDS
-    cut = [bench._first_words(text, bench.IMDB_WORDS) for text in imdb_train.texts]
+    cut = bench._cut(imdb_train.texts, bench.IMDB_WORDS)
     assert not set(dev.texts) & {cut[i] for i in labelled}
     assert set(dev.texts) <= set(cut)
     assert 0.4 < np.mean(dev.labels) < 0.6
