@@ -34,14 +34,17 @@ Task definitions (the same for every arm):
   random (seed 0) and 2,000 test posts drawn likewise, each cut to its
   first 200 whitespace-separated words, so that the CLI's defaults fit
   the issue's 15-minute budget on 2 cores (2,000 posts of 250 words, the
-  definition until session 23, took 31 minutes).
+  definition until session 23, took 31 minutes). ``dev.tsv`` (since
+  session 24): 2,000 more posts of the training archive, cut likewise.
 - imdb: 1,000 labelled training reviews (500 per class, seed 0), 2,000
   random test reviews; the LM is fine-tuned on the 1,000 labelled texts
   and 1,000 random unlabelled reviews. Every review is cut to its first
   200 words (22 minutes with whole reviews, the definition until session
   23). ``dev.tsv``: 2,000 more reviews of the training archive, cut
-  likewise, scored as ``dev_error`` for choosing settings (the validation
-  split is 100 reviews).
+  likewise.
+
+``dev.tsv`` is scored as ``dev_error`` for choosing settings: the
+validation split of 100 texts cannot, and the test split must not.
 
 ``task.json`` in each task's folder records the definition its files were
 written with; a folder written under another definition is refused rather
@@ -63,13 +66,16 @@ DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data")
 BUNDLED_LM = os.path.join(HERE, "..", "saved_models", "general-en-base")
 TASKS = ("trec", "sms", "20news", "imdb")
 NEWS_POSTS, NEWS_TEST, NEWS_WORDS = 1000, 2000, 200
-IMDB_LABELS, IMDB_UNSUP, IMDB_TEST, IMDB_DEV, IMDB_WORDS = 1000, 1000, 2000, 2000, 200
+IMDB_LABELS, IMDB_UNSUP, IMDB_TEST, IMDB_WORDS = 1000, 1000, 2000, 200
+DEV_TEXTS = 2000
+FIRST_WORDS = {"20news": NEWS_WORDS, "imdb": IMDB_WORDS}
 DEFINITIONS = {
     "trec": {},
     "sms": {},
-    "20news": {"train_posts": NEWS_POSTS, "test_posts": NEWS_TEST, "first_words": NEWS_WORDS},
+    "20news": {"train_posts": NEWS_POSTS, "test_posts": NEWS_TEST, "dev_posts": DEV_TEXTS,
+               "first_words": NEWS_WORDS},
     "imdb": {"labels": IMDB_LABELS, "unlabelled_for_lm": IMDB_UNSUP, "test_reviews": IMDB_TEST,
-             "dev_reviews": IMDB_DEV, "first_words": IMDB_WORDS},
+             "dev_reviews": DEV_TEXTS, "first_words": IMDB_WORDS},
 }
 
 
@@ -97,21 +103,28 @@ def _balanced(labels, count, rng):
                                    [:count // len(classes)] for c in classes]))
 
 
-def write_imdb_dev(data, folder):
-    """``dev.tsv``: IMDB_DEV reviews of the training archive outside the
-    labelled ones (seeded), for choosing settings. IMDb's validation split
-    (100 reviews) cannot tell recipes 5 points apart; the test split must
-    not choose them."""
+def _labelled_indices(task, labels, rng):
+    """The training archive's rows that `task` labels (write_task's draw)."""
+    if task == "imdb":
+        return _balanced(labels, IMDB_LABELS, rng)
+    return np.sort(rng.permutation(len(labels))[:NEWS_POSTS])
+
+
+def write_dev(task, data, folder):
+    """``dev.tsv`` (IMDb, 20 Newsgroups): DEV_TEXTS texts of the training
+    archive outside the labelled ones (seeded), cut like the task's others,
+    for choosing settings. The validation split (100 texts) cannot tell
+    recipes 5 points apart; the test split must not choose them."""
     from ulmfit_tf.corpus import read_texts
 
     path = os.path.join(folder, "dev.tsv")
     if os.path.isfile(path):
         return
-    train = read_texts("imdb", "train", source=data)
-    labelled = _balanced(train.labels, IMDB_LABELS, np.random.default_rng(0))  # write_task's
-    rest = np.setdiff1d(np.arange(len(train)), labelled)
-    dev = train.subset(np.sort(np.random.default_rng(1).permutation(rest)[:IMDB_DEV]))
-    _write_tsv(path, _cut(dev.texts, IMDB_WORDS), dev.labels, list(train.classes))
+    train = read_texts(task, "train", source=data)
+    rest = np.setdiff1d(np.arange(len(train)),
+                        _labelled_indices(task, train.labels, np.random.default_rng(0)))
+    dev = train.subset(np.sort(np.random.default_rng(1).permutation(rest)[:DEV_TEXTS]))
+    _write_tsv(path, _cut(dev.texts, FIRST_WORDS[task]), dev.labels, list(train.classes))
 
 
 def _check_definition(task, folder):
@@ -140,20 +153,20 @@ def write_task(task, data, folder):
 
     os.makedirs(folder, exist_ok=True)
     _check_definition(task, folder)
-    if task == "imdb":
-        write_imdb_dev(data, folder)
+    if task in FIRST_WORDS:
+        write_dev(task, data, folder)
     if os.path.isfile(os.path.join(folder, "lm.tsv")):
         return
     train, test = read_texts(task, "train", source=data), read_texts(task, "test", source=data)
     rng = np.random.default_rng(0)
     lm_texts = None
     if task == "20news":
-        train = train.subset(np.sort(rng.permutation(len(train))[:NEWS_POSTS]))
+        train = train.subset(_labelled_indices(task, train.labels, rng))
         test = test.subset(np.sort(rng.permutation(len(test))[:NEWS_TEST]))
         train.texts = _cut(train.texts, NEWS_WORDS)
         test.texts = _cut(test.texts, NEWS_WORDS)
     elif task == "imdb":
-        train = train.subset(_balanced(train.labels, IMDB_LABELS, rng))
+        train = train.subset(_labelled_indices(task, train.labels, rng))
         test = test.subset(np.sort(rng.permutation(len(test))[:IMDB_TEST]))
         unsup = read_texts("imdb-unsup", source=data)
         lm_texts = train.texts + [unsup.texts[i] for i in

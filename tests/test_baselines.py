@@ -83,25 +83,29 @@ def test_bench_keeps_rows_of_invocations_that_ran_side_by_side(tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_imdb_dev_set_is_outside_the_labelled_reviews(tmp_path, data_dir, imdb_train):
-    """The bench's extra IMDb validation reviews come from the training
-    archive, none of them among the 1,000 labelled ones, cut like the
-    task's other reviews, the same each time."""
+@pytest.mark.parametrize("task", ["imdb", "20news"])
+def test_bench_dev_set_is_outside_the_labelled_texts(tmp_path, data_dir, task):
+    """The bench's extra validation texts come from the training archive,
+    none of them among the 1,000 labelled ones, cut like the task's other
+    texts, the same each time."""
+    from ulmfit_tf.corpus import read_texts
     from ulmfit_tf.data import load_csv
 
     bench = _bench_module()
-    bench.write_imdb_dev(data_dir, str(tmp_path))
+    archive = read_texts(task, "train", source=data_dir)
+    bench.write_dev(task, data_dir, str(tmp_path))
     dev = load_csv(str(tmp_path / "dev.tsv"))
-    labelled = bench._balanced(imdb_train.labels, bench.IMDB_LABELS, np.random.default_rng(0))
-    assert len(dev.texts) == bench.IMDB_DEV == len(set(dev.texts))
-    assert max(len(text.split()) for text in dev.texts) == bench.IMDB_WORDS
-    cut = bench._cut(imdb_train.texts, bench.IMDB_WORDS)
+    labelled = bench._labelled_indices(task, archive.labels, np.random.default_rng(0))
+    assert len(labelled) == 1000
+    assert len(dev.texts) == bench.DEV_TEXTS
+    assert max(len(text.split()) for text in dev.texts) == bench.FIRST_WORDS[task]
+    cut = bench._cut(archive.texts, bench.FIRST_WORDS[task])
     assert not set(dev.texts) & {cut[i] for i in labelled}
     assert set(dev.texts) <= set(cut)
-    assert 0.4 < np.mean(dev.labels) < 0.6
+    assert len(set(dev.labels)) == len(archive.classes)
     first = (tmp_path / "dev.tsv").read_bytes()
     (tmp_path / "dev.tsv").unlink()
-    bench.write_imdb_dev(data_dir, str(tmp_path))
+    bench.write_dev(task, data_dir, str(tmp_path))
     assert (tmp_path / "dev.tsv").read_bytes() == first
 
 
