@@ -54,6 +54,13 @@ def _free_ports(count):
     return ports
 
 
+def _worker_env(**extra):
+    """A worker process's environment: ours without any TF_CONFIG, quiet,
+    the tests folder importable, and `extra`."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    return {**env, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": TESTS_DIR, **extra}
+
+
 def run_workers(*args, count=2, timeout=300, extra_env=None):
     """Runs `distributed_worker.py args` as `count` workers of one cluster on
     127.0.0.1; "{i}" in an argument becomes the worker's index."""
@@ -62,11 +69,10 @@ def run_workers(*args, count=2, timeout=300, extra_env=None):
     for index in range(count):
         tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
                      "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": TESTS_DIR,
-               "TF_CONFIG": json.dumps(tf_config), **(extra_env or {})}
         processes.append(subprocess.Popen(
             [sys.executable, WORKER, *[a.replace("{i}", str(index)) for a in args]],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            env=_worker_env(TF_CONFIG=json.dumps(tf_config), **(extra_env or {})),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     results = []
     try:
         for process in processes:
@@ -101,9 +107,7 @@ def test_three_stages_on_two_workers_match_one_device(data_dir, tmp_path):
     reference = subprocess.run(
         [sys.executable, WORKER, "stages", data_dir, str(tmp_path / "single"),
          str(tmp_path / "single")], capture_output=True, text=True, timeout=300,
-        env={k: v for k, v in {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-                               "PYTHONPATH": TESTS_DIR, **same_kernels}.items()
-             if k != "TF_CONFIG"})
+        env=_worker_env(**same_kernels))
     assert reference.returncode == 0, reference.stderr[-3000:]
     assert run_workers("stages", data_dir, str(tmp_path / "multi"), str(tmp_path / "worker{i}"),
                        extra_env=same_kernels)[0].startswith("STAGES OK 2")
