@@ -104,6 +104,8 @@ def test_train_classifier_defaults_come_from_the_recipe():
     scratch = cli._classifier_config(parse())
     assert scratch.discriminative_factor is None and not scratch.gradual_unfreezing
     assert scratch.tune_lr and not cli._classifier_config(parse("--no-tune")).tune_lr
+    assert scratch.batch_size == 64 and ClassifierConfig().batch_size == "auto"
+    assert cli._classifier_config(parse("--lm", "run", "--batch-size", "16")).batch_size == 16
     given_rate = cli._classifier_config(parse("--lr", "3e-3"))
     assert given_rate.max_lr == 3e-3 and not given_rate.tune_lr  # a rate given is kept
     assert not ClassifierConfig().tune_lr  # with a language model: the fixed peak

@@ -100,7 +100,11 @@ def test_three_stages_on_trec_beat_the_majority_class(three_stages, trec):
         config = json.load(f)
     assert config["discriminative_factor"] == 2.6 and config["schedule"] == "stlr"
     with open(os.path.join(three_stages["classifier"], "config.json")) as f:
-        assert json.load(f)["schedule"] == "stlr_stages"
+        config = json.load(f)
+    assert config["schedule"] == "stlr_stages"
+    # batch_size "auto": 4,907 training questions are not a small set.
+    assert config["batch_size"] == 64 and config["train_docs"] == 4907
+    assert config["total_steps"] == 4 * 77
     classifier = keras.saving.load_model(os.path.join(three_stages["classifier"], "model.keras"))
     schedule = classifier.optimizer.get_config()["learning_rate"]
     assert schedule["class_name"] == "StagedSlantedTriangular"

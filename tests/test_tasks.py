@@ -158,13 +158,16 @@ def test_cli_and_api_train_the_same_weights(questions, tmp_path):
         writer.writerows(zip(texts, labels))
     out = str(tmp_path / "cli")
     assert main(["train-classifier", str(csv), "--lm", lm_run, "--out", out, "--epochs", "2",
-                 "--batch-size", "32", "--seed", "3"]) == 0
+                 "--seed", "3"]) == 0
     with open(os.path.join(out, "classes.json")) as f:
         assert json.load(f) == sorted(classes)
+    with open(os.path.join(out, "config.json")) as f:  # the batch "auto" resolved to
+        config = json.load(f)
+    assert (config["batch_size"], config["train_docs"], config["total_steps"]) == (32, 288, 18)
 
     clf = TextClassifier.from_language_model(lm_run, class_names=sorted(classes), seed=3)
     clf.compile()
-    clf.fit(texts, labels, epochs=2, batch_size=32, seed=3, verbose=0)
+    clf.fit(texts, labels, epochs=2, seed=3, verbose=0)
     cli_model = keras.saving.load_model(os.path.join(out, "model.keras"), compile=False)
     for a, b in zip(cli_model.weights, clf.classifier.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
@@ -262,6 +265,47 @@ def test_monitor_val_accuracy_keeps_the_most_accurate_epoch(questions):
         clf.compile(monitor="accuracy")
 
 
+def test_auto_batch_size_halves_for_a_small_training_split(questions):
+    """The recipe's batch_size="auto" trains 288 texts (320 less the
+    validation tenth) in batches of 32, as `train-classifier` would; an
+    int is kept; scoring uses batches of 64."""
+    from ulmfit_tf.tasks.text_classifier import _count_texts
+    from ulmfit_tf.training.classifier import (SMALL_TRAINING_SET, ClassifierConfig,
+                                               inference_batch_size, resolve_batch_size)
+
+    assert ClassifierConfig().batch_size == "auto"
+    assert ClassifierConfig.recipe("paper").batch_size == 64
+    assert [resolve_batch_size("auto", n) for n in (1, SMALL_TRAINING_SET - 1,
+                                                    SMALL_TRAINING_SET)] == [32, 32, 64]
+    assert resolve_batch_size(16, 10) == 16 and resolve_batch_size(16, 10 ** 6) == 16
+    assert inference_batch_size("auto") == 64 and inference_batch_size(8) == 8
+    with pytest.raises(ValueError, match=r"`batch_size` must be 'auto' or an int >= 1\. "
+                                         r"Received: 'big'"):
+        ClassifierConfig(batch_size="big")
+    with pytest.raises(ValueError, match="`batch_size` must be 'auto' or an int >= 1"):
+        ClassifierConfig(batch_size=0)
+
+    texts, labels, classes = questions
+    clf = TextClassifier.from_language_model(tiny_language_model(texts),
+                                             class_names=classes, seed=0)
+    steps = []
+
+    class CountSteps(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            steps.append(self.model.optimizer.iterations.numpy())
+
+    clf.compile()
+    clf.fit(texts, labels, epochs=1, verbose=0, callbacks=[CountSteps()])
+    assert steps == [9]  # ceil(288 / 32)
+    with pytest.raises(ValueError, match="`batch_size` must be 'auto' or an int >= 1. "
+                                         "Received: -4"):
+        clf.fit(texts, labels, epochs=1, batch_size=-4, verbose=0)
+    dataset = tf.data.Dataset.from_tensor_slices((texts, labels))
+    assert _count_texts(dataset) == 320
+    assert _count_texts(dataset.filter(lambda text, label: True)) == 320  # length unknown
+    assert _count_texts(dataset.batch(8)) == _count_texts(dataset.repeat()) == float("inf")
+
+
 def test_from_scratch_takes_the_scratch_settings(trained):
     clf, _ = trained
     scratch = TextClassifier.from_scratch(clf.vocab, class_names=["a", "b"], embedding_dim=8,
@@ -270,6 +314,7 @@ def test_from_scratch_takes_the_scratch_settings(trained):
     assert scratch.recipe.discriminative_factor is None
     assert scratch.recipe.gradual_unfreezing is False
     assert scratch.recipe.tune_lr is True  # its rate from a range test
+    assert scratch.recipe.batch_size == 64  # batches of 32 were measured with an LM only
     assert scratch.predict(["some text"]).shape == (1, 2)
 
 

@@ -341,8 +341,9 @@ class TextClassifier(keras.Model):
             y: labels for a list `x`: class names or ids (single-label),
                 lists of names or a 0/1 array (multi-label), numbers
                 (regression).
-            batch_size, epochs: default the recipe's (64; 12, no early
-                stopping unless the recipe's `patience` is set).
+            batch_size, epochs: default the recipe's ("auto": 64, or 32 for
+                fewer than 1,920 training texts; 12, no early stopping
+                unless the recipe's `patience` is set).
             validation_split: the fraction of `x` held out (seeded); None:
                 the recipe's `valid_fraction` unless `validation_data` is given.
             validation_data: (texts, labels) or a `tf.data.Dataset`.
@@ -355,7 +356,8 @@ class TextClassifier(keras.Model):
             The `keras.callbacks.History`.
         """
         from ulmfit_tf.data import ClassificationBatches
-        from ulmfit_tf.training.classifier import split_labelled
+        from ulmfit_tf.training.classifier import (check_batch_size, resolve_batch_size,
+                                                   split_labelled)
 
         if self.recipe is None:
             raise RuntimeError("Call `compile()` before `fit` (with no arguments for "
@@ -363,6 +365,7 @@ class TextClassifier(keras.Model):
         config = self.recipe
         epochs = config.epochs if epochs is None else epochs
         batch_size = config.batch_size if batch_size is None else batch_size
+        check_batch_size(batch_size)
         seed = config.seed if seed is None else seed
         verbose = 1 if verbose == "auto" else verbose
         if isinstance(x, tf.data.Dataset):
@@ -373,6 +376,8 @@ class TextClassifier(keras.Model):
                 raise ValueError("`validation_split` needs in-memory texts; with a "
                                  "tf.data.Dataset give `validation_data`. Received: "
                                  f"validation_split={validation_split!r}")
+            if batch_size == "auto":
+                batch_size = resolve_batch_size(batch_size, _count_texts(x))
             train = self._ids_dataset(x, batch_size, labelled=True)
             steps = steps_per_epoch or _count_batches(train)
             train = train.apply(tf.data.experimental.assert_cardinality(steps)) \
@@ -393,6 +398,7 @@ class TextClassifier(keras.Model):
         if validation_data is not None:
             if validation_split:
                 raise ValueError("Give `validation_data` or `validation_split`, not both.")
+            batch_size = resolve_batch_size(batch_size, len(docs))
             train = ClassificationBatches(self._reading_order(docs), labels, batch_size,
                                           shuffle=True, seed=seed)
             valid = self._batches(*_pair(validation_data), batch_size, shuffle=False,
@@ -404,6 +410,7 @@ class TextClassifier(keras.Model):
                                  f"{validation_split!r}")
             train_docs, train_labels, valid_docs, valid_labels = split_labelled(
                 docs, labels, fraction, seed)
+            batch_size = resolve_batch_size(batch_size, len(train_docs))
             train = ClassificationBatches(self._reading_order(train_docs), train_labels,
                                           batch_size, shuffle=True, seed=seed)
             valid = ClassificationBatches(self._reading_order(valid_docs), valid_labels,
@@ -450,7 +457,7 @@ class TextClassifier(keras.Model):
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False,
                  **kwargs):
         """`evaluate` on a list of texts and labels, or a dataset of (text, label)."""
-        batch_size = batch_size or (self.recipe or self.default_recipe).batch_size
+        batch_size = batch_size or self._inference_batch_size()
         if isinstance(x, tf.data.Dataset):
             data = self._ids_dataset(x, batch_size, labelled=True)
         else:
@@ -467,7 +474,7 @@ class TextClassifier(keras.Model):
         (`ulmfit_tf.layers.lstm_kernels.matmul_precision`)."""
         from ulmfit_tf.training.classifier import predict_probabilities
 
-        batch_size = batch_size or (self.recipe or self.default_recipe).batch_size
+        batch_size = batch_size or self._inference_batch_size()
         if isinstance(x, tf.data.Dataset):
             if matmul_precision != "float32":
                 raise ValueError("`matmul_precision` applies to a list of texts, not a "
@@ -501,6 +508,11 @@ class TextClassifier(keras.Model):
                                  overwrite=overwrite, **kwargs)
 
     # Data -------------------------------------------------------------------
+
+    def _inference_batch_size(self):
+        from ulmfit_tf.training.classifier import inference_batch_size
+
+        return inference_batch_size((self.recipe or self.default_recipe).batch_size)
 
     def _reading_order(self, docs):
         return [np.asarray(d)[::-1] for d in docs] if self.backwards else docs
@@ -609,6 +621,18 @@ def _pair(data):
         raise ValueError("`validation_data` must be (texts, labels) or a tf.data.Dataset. "
                          f"Received: {type(data).__name__}")
     return data
+
+
+def _count_texts(dataset):
+    """Texts in an unbatched dataset of (text, label); a batched one's (or
+    an infinite one's) are not a small training set."""
+    spec = dataset.element_spec
+    if (spec[0] if isinstance(spec, tuple) else spec).shape.rank != 0:
+        return float("inf")
+    cardinality = int(dataset.cardinality())
+    if cardinality == tf.data.INFINITE_CARDINALITY:
+        return float("inf")
+    return _count_batches(dataset)
 
 
 def _count_batches(dataset):
