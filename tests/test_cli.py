@@ -105,6 +105,13 @@ def test_train_classifier_defaults_come_from_the_recipe():
     assert scratch.discriminative_factor is None and not scratch.gradual_unfreezing
     assert scratch.tune_lr and not cli._classifier_config(parse("--no-tune")).tune_lr
     assert scratch.batch_size == 64 and ClassifierConfig().batch_size == "auto"
+    from ulmfit_tf.tasks.text_classifier import TextClassifier
+    from ulmfit_tf.training.classifier import SMALL_TRAINING_SET
+
+    flags = {a.dest: a for a in cli.build_parser()._subparsers._group_actions[0]
+             .choices["train-classifier"]._actions}
+    for text in (flags["batch_size"].help, TextClassifier.fit.__doc__):  # where "auto" is told
+        assert f"fewer than {SMALL_TRAINING_SET:,}" in " ".join(text.split())
     assert cli._classifier_config(parse("--lm", "run", "--batch-size", "16")).batch_size == 16
     given_rate = cli._classifier_config(parse("--lr", "3e-3"))
     assert given_rate.max_lr == 3e-3 and not given_rate.tune_lr  # a rate given is kept

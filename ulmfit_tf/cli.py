@@ -758,7 +758,9 @@ def build_parser():
     p.add_argument("--no-gradual-unfreezing", action="store_true")
     _add_optimizer_flag(p, default=_UNSET)
     p.add_argument("--drop-mult", type=float, default=_UNSET)
-    p.add_argument("--batch-size", type=int, default=_UNSET)
+    p.add_argument("--batch-size", type=int, default=_UNSET,
+                   help="default: 64, or 32 for fewer than 1,920 training texts (with "
+                        "--lm; from scratch and --recipe paper: 64)")
     p.add_argument("--max-len", type=int, default=_UNSET)
     p.add_argument("--bptt", type=int, default=_UNSET)
     p.add_argument("--valid-fraction", type=float, default=_UNSET)
