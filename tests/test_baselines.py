@@ -109,6 +109,21 @@ def test_bench_dev_set_is_outside_the_labelled_texts(tmp_path, data_dir, task):
     assert (tmp_path / "dev.tsv").read_bytes() == first
 
 
+def test_bench_small_trec_is_a_seeded_draw_of_the_training_questions(tmp_path, data_dir, trec):
+    """trec1k: 1,000 of TREC-6's training questions, the same each time,
+    the LM fine-tuned on them, the full test split."""
+    from ulmfit_tf.data import load_csv
+
+    bench = _bench_module()
+    bench.write_task("trec1k", data_dir, str(tmp_path / "a"))
+    train, test = (load_csv(str(tmp_path / "a" / f"{n}.tsv")) for n in ("train", "test"))
+    assert len(train.texts) == bench.SMALL_TREC and set(train.texts) <= set(trec[0].texts)
+    assert load_csv(str(tmp_path / "a" / "lm.tsv")).texts == train.texts
+    assert test.texts == list(trec[1].texts) and len(set(train.labels)) == 6
+    bench.write_task("trec1k", data_dir, str(tmp_path / "b"))
+    assert (tmp_path / "a" / "train.tsv").read_bytes() == (tmp_path / "b" / "train.tsv").read_bytes()
+
+
 def test_bench_refuses_a_task_folder_written_under_another_definition(tmp_path):
     """A task folder records the definition it was written with; the bench
     refuses to add runs to one written under another (or before
