@@ -33,7 +33,8 @@ Task definitions (the same for every arm):
 - trec1k (not run by default): TREC-6 with 1,000 of its training
   questions (a seeded draw), the same 500 test questions; the LM is
   fine-tuned on the 1,000. A short-text task as small as the long-text
-  ones below, for checking settings that depend on the training set's size.
+  ones below, for checking settings that depend on the training set's
+  size. ``dev.tsv``: 2,000 more of the training questions.
 - 20news: 20 Newsgroups (headers included), 1,000 training posts drawn at
   random (seed 0) and 2,000 test posts drawn likewise, each cut to its
   first 200 whitespace-separated words, so that the CLI's defaults fit
@@ -47,8 +48,9 @@ Task definitions (the same for every arm):
   23). ``dev.tsv``: 2,000 more reviews of the training archive, cut
   likewise.
 
-``dev.tsv`` is scored as ``dev_error`` for choosing settings: the
-validation split of 100 texts cannot, and the test split must not.
+``dev.tsv`` (20news, imdb, trec1k) is scored as ``dev_error`` for choosing
+settings: the validation split of 100 texts cannot, and the test split
+must not.
 
 ``task.json`` in each task's folder records the definition its files were
 written with; a folder written under another definition is refused rather
@@ -74,10 +76,12 @@ NEWS_POSTS, NEWS_TEST, NEWS_WORDS = 1000, 2000, 200
 IMDB_LABELS, IMDB_UNSUP, IMDB_TEST, IMDB_WORDS = 1000, 1000, 2000, 200
 DEV_TEXTS = 2000
 FIRST_WORDS = {"20news": NEWS_WORDS, "imdb": IMDB_WORDS}
+DEV_TASKS = ("20news", "imdb", "trec1k")
+CORPUS = {"trec1k": "trec"}
 DEFINITIONS = {
     "trec": {},
     "sms": {},
-    "trec1k": {"train_questions": SMALL_TREC},
+    "trec1k": {"train_questions": SMALL_TREC, "dev_questions": DEV_TEXTS},
     "20news": {"train_posts": NEWS_POSTS, "test_posts": NEWS_TEST, "dev_posts": DEV_TEXTS,
                "first_words": NEWS_WORDS},
     "imdb": {"labels": IMDB_LABELS, "unlabelled_for_lm": IMDB_UNSUP, "test_reviews": IMDB_TEST,
@@ -113,24 +117,28 @@ def _labelled_indices(task, labels, rng):
     """The training archive's rows that `task` labels (write_task's draw)."""
     if task == "imdb":
         return _balanced(labels, IMDB_LABELS, rng)
-    return np.sort(rng.permutation(len(labels))[:NEWS_POSTS])
+    return np.sort(rng.permutation(len(labels))[:SMALL_TREC if task == "trec1k" else NEWS_POSTS])
 
 
 def write_dev(task, data, folder):
-    """``dev.tsv`` (IMDb, 20 Newsgroups): DEV_TEXTS texts of the training
-    archive outside the labelled ones (seeded), cut like the task's others,
-    for choosing settings. The validation split (100 texts) cannot tell
+    """``dev.tsv`` (`DEV_TASKS`): DEV_TEXTS texts of the training archive
+    (seeded), none of them a labelled text, cut like the task's others, for
+    choosing settings. The validation split (100 texts) cannot tell
     recipes 5 points apart; the test split must not choose them."""
     from ulmfit_tf.corpus import read_texts
 
     path = os.path.join(folder, "dev.tsv")
     if os.path.isfile(path):
         return
-    train = read_texts(task, "train", source=data)
-    rest = np.setdiff1d(np.arange(len(train)),
-                        _labelled_indices(task, train.labels, np.random.default_rng(0)))
-    dev = train.subset(np.sort(np.random.default_rng(1).permutation(rest)[:DEV_TEXTS]))
-    _write_tsv(path, _cut(dev.texts, FIRST_WORDS[task]), dev.labels, list(train.classes))
+    train = read_texts(CORPUS.get(task, task), "train", source=data)
+    texts = _cut(train.texts, FIRST_WORDS[task]) if task in FIRST_WORDS else train.texts
+    labelled = _labelled_indices(task, train.labels, np.random.default_rng(0))
+    rest = np.setdiff1d(np.arange(len(train)), labelled)
+    # TREC-6 repeats questions: a copy of a labelled one would not be held out.
+    seen = {texts[i] for i in labelled}
+    chosen = np.sort([i for i in np.random.default_rng(1).permutation(rest)
+                      if texts[i] not in seen][:DEV_TEXTS])
+    _write_tsv(path, [texts[i] for i in chosen], train.labels[chosen], list(train.classes))
 
 
 def _check_definition(task, folder):
@@ -159,16 +167,16 @@ def write_task(task, data, folder):
 
     os.makedirs(folder, exist_ok=True)
     _check_definition(task, folder)
-    if task in FIRST_WORDS:
+    if task in DEV_TASKS:
         write_dev(task, data, folder)
     if os.path.isfile(os.path.join(folder, "lm.tsv")):
         return
-    corpus = "trec" if task == "trec1k" else task
+    corpus = CORPUS.get(task, task)
     train, test = read_texts(corpus, "train", source=data), read_texts(corpus, "test", source=data)
     rng = np.random.default_rng(0)
     lm_texts = None
     if task == "trec1k":
-        train = train.subset(np.sort(rng.permutation(len(train))[:SMALL_TREC]))
+        train = train.subset(_labelled_indices(task, train.labels, rng))
     elif task == "20news":
         train = train.subset(_labelled_indices(task, train.labels, rng))
         test = test.subset(np.sort(rng.permutation(len(test))[:NEWS_TEST]))
