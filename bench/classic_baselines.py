@@ -77,6 +77,8 @@ IMDB_LABELS, IMDB_UNSUP, IMDB_TEST, IMDB_WORDS = 1000, 1000, 2000, 200
 DEV_TEXTS = 2000
 FIRST_WORDS = {"20news": NEWS_WORDS, "imdb": IMDB_WORDS}
 DEV_TASKS = ("20news", "imdb", "trec1k")
+# Labelled texts drawn at random from the archive (IMDb's: balanced).
+RANDOM_LABELS = {"20news": NEWS_POSTS, "trec1k": SMALL_TREC}
 CORPUS = {"trec1k": "trec"}
 DEFINITIONS = {
     "trec": {},
@@ -117,7 +119,7 @@ def _labelled_indices(task, labels, rng):
     """The training archive's rows that `task` labels (write_task's draw)."""
     if task == "imdb":
         return _balanced(labels, IMDB_LABELS, rng)
-    return np.sort(rng.permutation(len(labels))[:SMALL_TREC if task == "trec1k" else NEWS_POSTS])
+    return np.sort(rng.permutation(len(labels))[:RANDOM_LABELS[task]])
 
 
 def write_dev(task, data, folder):
@@ -175,15 +177,13 @@ def write_task(task, data, folder):
     train, test = read_texts(corpus, "train", source=data), read_texts(corpus, "test", source=data)
     rng = np.random.default_rng(0)
     lm_texts = None
-    if task == "trec1k":
+    if task in DEV_TASKS:  # the tasks that label a draw of the archive
         train = train.subset(_labelled_indices(task, train.labels, rng))
-    elif task == "20news":
-        train = train.subset(_labelled_indices(task, train.labels, rng))
+    if task == "20news":
         test = test.subset(np.sort(rng.permutation(len(test))[:NEWS_TEST]))
         train.texts = _cut(train.texts, NEWS_WORDS)
         test.texts = _cut(test.texts, NEWS_WORDS)
     elif task == "imdb":
-        train = train.subset(_labelled_indices(task, train.labels, rng))
         test = test.subset(np.sort(rng.permutation(len(test))[:IMDB_TEST]))
         unsup = read_texts("imdb-unsup", source=data)
         lm_texts = train.texts + [unsup.texts[i] for i in
