@@ -57,11 +57,12 @@ def test_cli_prepare_pretrain_generate(data_dir, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["val_perplexity"] > 1 and summary["train_tokens_per_second"] > 0
     # Another pass from where it ended, in two epochs of 10k tokens: its
-    # sizes and vocabulary, not the flags'.
+    # sizes, vocabulary and held-out documents, not the flags' (another
+    # --seed only reorders the documents).
     continued = str(tmp_path / "lm2")
     assert main(["pretrain", prepared, "--init-from", run, "--out", continued, "--epochs", "2",
                  "--tokens-per-epoch", "10000", "--embedding-dim", "99", "--batch-size", "16",
-                 "--bptt", "20", "--max-tokens", "20000"]) == 0
+                 "--bptt", "20", "--max-tokens", "20000", "--seed", "1"]) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["val_perplexity"] < summary["val_perplexity"]
     assert Vocab.load(os.path.join(continued, "vocab.txt")) == Vocab.load(
@@ -69,6 +70,11 @@ def test_cli_prepare_pretrain_generate(data_dir, tmp_path, capsys):
     with open(os.path.join(continued, "config.json")) as f:
         config_json = json.load(f)
     assert config_json["embedding_dim"] == 16 and config_json["tokens_per_epoch"] == 10000
+    with open(os.path.join(run, "config.json")) as f:
+        first_config = json.load(f)
+    assert (config_json["seed"], config_json["split_seed"], first_config["split_seed"]) == (1, 0, 0)
+    assert ((config_json["train_tokens"], config_json["valid_tokens"])
+            == (first_config["train_tokens"], first_config["valid_tokens"]))
     assert config_json["total_steps"] == pytest.approx(config_json["train_tokens"] / 16 / 20,
                                                        rel=0.1)
     with open(os.path.join(continued, "metrics.json")) as f:
@@ -106,6 +112,8 @@ def test_config_checks():
     with pytest.raises(ValueError, match="`tokens_per_epoch` must be None or an int >= 1. "
                        "Received: 0.5"):
         LanguageModelConfig(tokens_per_epoch=0.5)
+    with pytest.raises(ValueError, match="`split_seed` must be None or an int. Received: '0'"):
+        LanguageModelConfig(split_seed="0")
 
 
 def test_cli_choices_match_the_library():

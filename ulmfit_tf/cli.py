@@ -99,15 +99,21 @@ def _pretrain(args):
     settings = {field: getattr(args, flag) for flag, field in _PRETRAIN_FLAGS.items()
                 if hasattr(args, flag)}
     model = vocab = None
+    split_seed = args.split_seed
     if args.init_from:
         # Continue training a model: its sizes and its vocabulary.
         model, vocab = _load_lm_run(args.init_from, "--init-from")
         encoder = model.encoder
         settings.update(embedding_dim=encoder.embedding_dim, hidden_dim=encoder.hidden_dim,
                         num_layers=encoder.num_layers, drop_mult=encoder.drop_mult)
+        if split_seed is None:
+            # Its held-out documents, whatever --seed: other ones would
+            # include text it trained on and flatter its perplexity.
+            split_seed = _recorded_split_seed(args.init_from)
     config = LanguageModelConfig.recipe(
         args.recipe, **settings, tokens_per_epoch=args.tokens_per_epoch,
-        optimizer=args.optimizer, backwards=args.backwards, seed=args.seed)
+        optimizer=args.optimizer, backwards=args.backwards, seed=args.seed,
+        split_seed=args.seed if split_seed is None else split_seed)
     vocab_rule = {**PRETRAIN_VOCAB[args.recipe],
                   **{flag: getattr(args, flag) for flag in ("max_vocab", "min_freq")
                      if hasattr(args, flag)}}
@@ -117,7 +123,7 @@ def _pretrain(args):
                                   split_contractions=args.split_contractions)
     if args.max_tokens:
         # A seeded random choice of documents, so a cap samples every source.
-        order = np.random.default_rng(args.seed).permutation(len(docs))
+        order = np.random.default_rng(config.split_seed).permutation(len(docs))
         kept, total = [], 0
         for doc in (docs[i] for i in order):
             if total >= args.max_tokens:
@@ -125,10 +131,24 @@ def _pretrain(args):
             kept.append(doc[: args.max_tokens - total])
             total += len(kept[-1])
         docs = kept
-    train, valid = split_documents(docs, config.valid_fraction, config.seed)
+    train, valid = split_documents(docs, config.valid_fraction, config.split_seed)
     _, summary = train_language_model(train, valid, vocab, config, args.out, model=model,
                                       verbose=1 if sys.stdout.isatty() else 2)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
+
+
+def _recorded_split_seed(run):
+    """The seed that chose a pretrain run's held-out documents, from its
+    config.json (runs before `split_seed` used `seed`); None if unrecorded."""
+    from ulmfit_tf.presets import resolve_preset
+
+    path = os.path.join(resolve_preset(run, "--init-from"), "config.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        config = json.load(f)
+    split_seed = config.get("split_seed")
+    return config.get("seed") if split_seed is None else split_seed
 
 
 def _generate(args):
@@ -673,8 +693,13 @@ def build_parser():
     _add_contractions_flag(p)
     p.add_argument("--init-from", default=None,
                    help="a language-model run (or preset) to continue training: its sizes, "
-                        "vocabulary and tokenizer rules are kept")
-    p.add_argument("--seed", type=int, default=0)
+                        "vocabulary, tokenizer rules and held-out documents are kept")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the document order, dropout and initial weights")
+    p.add_argument("--split-seed", type=int, default=None,
+                   help="seeds which documents are held out (and which --max-tokens keeps); "
+                        "default: --seed, or with --init-from the seed of its run's split, so "
+                        "that a different --seed continues it on a new document order")
     _add_strategy_flag(p)
     p.set_defaults(func=_pretrain)
 

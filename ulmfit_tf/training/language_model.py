@@ -55,6 +55,10 @@ class LanguageModelConfig:
     valid_fraction: float = 0.05
     backwards: bool = False
     seed: int = 0
+    # Which documents `pretrain` holds out (and `--max-tokens` keeps); None:
+    # `seed`. Apart from `seed` so that a run continued with another `seed`
+    # (a new document order) validates on the documents its start did.
+    split_seed: int = None
     # True, False or "auto"; off where XLA cannot run the step (see
     # `ulmfit_tf.distribute.resolve_jit_compile`).
     jit_compile: object = False
@@ -89,6 +93,9 @@ class LanguageModelConfig:
                 not isinstance(self.tokens_per_epoch, int) or self.tokens_per_epoch < 1):
             raise ValueError("`tokens_per_epoch` must be None or an int >= 1. Received: "
                              f"{self.tokens_per_epoch!r}")
+        if self.split_seed is not None and not isinstance(self.split_seed, int):
+            raise ValueError(f"`split_seed` must be None or an int. Received: "
+                             f"{self.split_seed!r}")
         if not isinstance(self.freeze_epochs, int) or not 0 <= self.freeze_epochs < self.epochs:
             raise ValueError("`freeze_epochs` must be an int in [0, epochs). Received: "
                              f"{self.freeze_epochs!r}")
