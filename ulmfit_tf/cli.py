@@ -101,15 +101,18 @@ def _pretrain(args):
     model = vocab = None
     split_seed = args.split_seed
     if args.init_from:
+        from ulmfit_tf.presets import resolve_preset
+
         # Continue training a model: its sizes and its vocabulary.
-        model, vocab = _load_lm_run(args.init_from, "--init-from")
+        init_run = resolve_preset(args.init_from, "--init-from")
+        model, vocab = _load_lm_run(init_run, "--init-from")
         encoder = model.encoder
         settings.update(embedding_dim=encoder.embedding_dim, hidden_dim=encoder.hidden_dim,
                         num_layers=encoder.num_layers, drop_mult=encoder.drop_mult)
         if split_seed is None:
             # Its held-out documents, whatever --seed: other ones would
             # include text it trained on and flatter its perplexity.
-            split_seed = _recorded_split_seed(args.init_from)
+            split_seed = _recorded_split_seed(init_run)
     config = LanguageModelConfig.recipe(
         args.recipe, **settings, tokens_per_epoch=args.tokens_per_epoch,
         optimizer=args.optimizer, backwards=args.backwards, seed=args.seed,
@@ -140,13 +143,7 @@ def _pretrain(args):
 def _recorded_split_seed(run):
     """The seed that chose a pretrain run's held-out documents, from its
     config.json (runs before `split_seed` used `seed`); None if unrecorded."""
-    from ulmfit_tf.presets import resolve_preset
-
-    path = os.path.join(resolve_preset(run, "--init-from"), "config.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        config = json.load(f)
+    config = _read_run_config(run)
     split_seed = config.get("split_seed")
     return config.get("seed") if split_seed is None else split_seed
 
@@ -203,11 +200,7 @@ def _load_pretrained(pretrained, fastai_vocab=None):
 
     run = resolve_preset(pretrained, "--pretrained")
     model, vocab = _load_lm_run(run, "--pretrained")
-    config_path, backwards = os.path.join(run, "config.json"), False
-    if os.path.isfile(config_path):
-        with open(config_path) as f:
-            backwards = bool(json.load(f).get("backwards", False))
-    return model, vocab, backwards
+    return model, vocab, bool(_read_run_config(run).get("backwards", False))
 
 
 def _finetune_lm(args):
