@@ -165,3 +165,30 @@ def test_stopping_rules_read_the_epoch_each_rule_ends_with():
     assert stopping_epoch(history, "val_error", 3, "val_loss") == 10
     assert stopping_epoch(history, "val_error", 3) == 7  # without the tie-breaker
     assert stopping_epoch(history, "val_error", 1, "val_loss") == 2  # epoch 3 is worse
+
+
+@pytest.mark.parametrize("tokens_per_epoch", [None, 3000, 7000])
+def test_lm_curve_counts_the_tokens_of_each_epoch_as_the_stream_cuts_them(tmp_path,
+                                                                          tokens_per_epoch):
+    """`bench/lm_curve.py` adds up runs that continue each other: each
+    epoch is the share of a pass that LMStream gives it."""
+    from ulmfit_tf.data import LMStream
+
+    docs = [np.arange(1, 1 + n) for n in np.random.default_rng(0).integers(50, 400, 60)]
+    stream = LMStream(docs, batch_size=4, bptt=10, tokens_per_epoch=tokens_per_epoch)
+    run = tmp_path / "run"
+    run.mkdir()
+    epochs = 2 * stream.epochs_per_pass
+    (run / "config.json").write_text(json.dumps(
+        {"train_tokens": stream.num_tokens, "tokens_per_epoch": tokens_per_epoch,
+         "epochs": epochs}))
+    (run / "metrics.json").write_text(json.dumps(
+        {"history": {"val_perplexity": [100.0 - e for e in range(epochs)]}}))
+    curve = _bench_module("lm_curve").run_curve(str(run))
+    assert [p for _, p in curve] == [100.0 - e for e in range(epochs)]
+    tokens = [t for t, _ in curve]
+    assert tokens[stream.epochs_per_pass - 1] == pytest.approx(stream.num_tokens)
+    assert tokens[-1] == pytest.approx(2 * stream.num_tokens)
+    np.testing.assert_allclose(np.diff([0] + tokens), stream.num_tokens / stream.epochs_per_pass)
+    if tokens_per_epoch:
+        assert stream.epochs_per_pass > 1
