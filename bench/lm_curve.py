@@ -18,6 +18,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
+from ulmfit_tf.data.lm_stream import split_pass  # noqa: E402
+
 
 def run_curve(run):
     """[(tokens trained in this run so far, held-out perplexity)] after each epoch."""
@@ -25,10 +27,9 @@ def run_curve(run):
         config = json.load(f)
     with open(os.path.join(run, "metrics.json"), encoding="utf-8") as f:
         perplexities = json.load(f)["history"]["val_perplexity"]
-    # As LMStream cuts a pass over the corpus into epochs of about
-    # `tokens_per_epoch` (one epoch a pass when it is None).
-    epochs_per_pass = 1 if config.get("tokens_per_epoch") is None else \
-        max(1, round(config["train_tokens"] / config["tokens_per_epoch"]))
+    # Pretraining always draws variable windows (`pretrain` has no flag for fixed ones).
+    epochs_per_pass, _ = split_pass(config["train_tokens"], config["batch_size"], config["bptt"],
+                                    tokens_per_epoch=config.get("tokens_per_epoch"))
     tokens_per_epoch = config["train_tokens"] / epochs_per_pass
     return [((epoch + 1) * tokens_per_epoch, perplexity)
             for epoch, perplexity in enumerate(perplexities)]

@@ -167,7 +167,8 @@ def test_stopping_rules_read_the_epoch_each_rule_ends_with():
     assert stopping_epoch(history, "val_error", 1, "val_loss") == 2  # epoch 3 is worse
 
 
-@pytest.mark.parametrize("tokens_per_epoch", [None, 3000, 7000])
+# 1 token an epoch: the cap at one window an epoch binds.
+@pytest.mark.parametrize("tokens_per_epoch", [None, 1, 3000, 7000])
 def test_lm_curve_counts_the_tokens_of_each_epoch_as_the_stream_cuts_them(tmp_path,
                                                                           tokens_per_epoch):
     """`bench/lm_curve.py` adds up runs that continue each other: each
@@ -181,7 +182,7 @@ def test_lm_curve_counts_the_tokens_of_each_epoch_as_the_stream_cuts_them(tmp_pa
     epochs = 2 * stream.epochs_per_pass
     (run / "config.json").write_text(json.dumps(
         {"train_tokens": stream.num_tokens, "tokens_per_epoch": tokens_per_epoch,
-         "epochs": epochs}))
+         "epochs": epochs, "batch_size": 4, "bptt": 10}))
     (run / "metrics.json").write_text(json.dumps(
         {"history": {"val_perplexity": [100.0 - e for e in range(epochs)]}}))
     curve = _bench_module("lm_curve").run_curve(str(run))
@@ -192,3 +193,5 @@ def test_lm_curve_counts_the_tokens_of_each_epoch_as_the_stream_cuts_them(tmp_pa
     np.testing.assert_allclose(np.diff([0] + tokens), stream.num_tokens / stream.epochs_per_pass)
     if tokens_per_epoch:
         assert stream.epochs_per_pass > 1
+    if tokens_per_epoch == 1:
+        assert stream.epochs_per_pass < stream.num_tokens

@@ -70,6 +70,25 @@ class TokenFile:
         return int(self.offsets[-1])
 
 
+def split_pass(num_tokens, batch_size, bptt=70, variable_bptt=True, tokens_per_epoch=None):
+    """How LMStream cuts one pass over `num_tokens` into epochs:
+    `(epochs_per_pass, batches_per_epoch)`. A function of its own so that
+    tools reading a run's `config.json` (bench/lm_curve.py) count an epoch's
+    tokens by the same rule as training did."""
+    stream_length = (num_tokens - 1) // batch_size
+    if not variable_bptt:
+        windows = -(-stream_length // bptt)
+    else:
+        mean = 0.975 * bptt  # bptt with p=0.95, bptt/2 with p=0.05
+        windows = max(1, round(stream_length / mean))
+    epochs_per_pass = 1
+    if tokens_per_epoch is not None:
+        epochs_per_pass = int(min(windows, max(1, round(num_tokens / tokens_per_epoch))))
+    # Every epoch must have the same number of batches (Keras needs it),
+    # so a pass has a multiple of `epochs_per_pass` windows.
+    return epochs_per_pass, max(1, round(windows / epochs_per_pass))
+
+
 class LMStream:
     """(x, y) windows of `batch_size` contiguous token streams.
 
@@ -125,18 +144,8 @@ class LMStream:
         self.backwards = backwards
         self.seed = seed
         self.epoch = 0
-        if not variable_bptt:
-            windows = -(-self.stream_length // self.bptt)
-        else:
-            mean = 0.975 * self.bptt  # bptt with p=0.95, bptt/2 with p=0.05
-            windows = max(1, round(self.stream_length / mean))
-        self.epochs_per_pass = 1
-        if tokens_per_epoch is not None:
-            self.epochs_per_pass = int(min(windows, max(1, round(
-                self.num_tokens / tokens_per_epoch))))
-        # Every epoch must have the same number of batches (Keras needs it),
-        # so a pass has a multiple of `epochs_per_pass` windows.
-        self.batches_per_epoch = max(1, round(windows / self.epochs_per_pass))
+        self.epochs_per_pass, self.batches_per_epoch = split_pass(
+            self.num_tokens, batch_size, bptt, variable_bptt, tokens_per_epoch)
         if self.epochs_per_pass > 1 and not variable_bptt:
             raise ValueError("`tokens_per_epoch` needs `variable_bptt=True` (fixed windows "
                              "cannot be rescaled to split a pass evenly).")
