@@ -1,7 +1,7 @@
 """IMDb with few labels: ULMFiT on N labelled reviews against the same
 classifier from scratch on N and on 10 x N (the paper's Figure 3, semi-supervised).
 
-    python bench/imdb_lowshot.py [--pretrained saved_models/general-en-base]
+    python bench/imdb_lowshot.py [--pretrained saved_models/general-en-base-e4]
         [--labels 100,1000] [--seeds 0] [--unsup-docs 2000] [--lm-epochs 3]
         [--max-tokens 200] [--test-docs 2000] [--arms ulmfit,...] [--out runs/imdb-lowshot]
 
@@ -39,6 +39,7 @@ import os
 import numpy as np
 
 from ulmfit_tf.cli import _encode, _labelled, _load_lm_run, _run_main
+from ulmfit_tf.presets import DEFAULT_PRESET, PRESETS_DIR
 from ulmfit_tf.training.classifier import ClassifierConfig, compare_on_test
 from ulmfit_tf.training.run_dir import save_figure, write_json
 
@@ -60,7 +61,7 @@ def epochs_for(n_docs, args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pretrained", default="saved_models/general-en-base")
+    parser.add_argument("--pretrained", default=os.path.join(PRESETS_DIR, DEFAULT_PRESET))
     parser.add_argument("--labels", default="100,1000")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--unsup-docs", type=int, default=2000)

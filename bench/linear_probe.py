@@ -1,7 +1,7 @@
 """How much of a task a language model's features already hold: a linear probe.
 
     python bench/linear_probe.py --out runs/baselines --tasks trec,sms,imdb \
-        --lms saved_models/general-en-base,runs/baselines/{task}/lm
+        --lms saved_models/general-en-base-e4,runs/baselines/{task}/lm
 
 For each task (the files of `bench/classic_baselines.py`, written there if
 missing) and each language-model run, the encoder is frozen and every text

@@ -1,6 +1,6 @@
 """Peak memory and time of the exported classifier at its request limits.
 
-    python bench/serving_limits.py [--lm saved_models/general-en-base] [--out /tmp/limits]
+    python bench/serving_limits.py [--lm saved_models/general-en-base-e4] [--out /tmp/limits]
 
 Exports a classifier built on the given language model (head untrained: the
 cost does not depend on the weights) with the default limits, then, in a
@@ -28,6 +28,7 @@ import numpy as np
 
 from ulmfit_tf.export import (DEFAULT_MAX_REQUEST_CHARS, DEFAULT_MAX_REQUEST_TOKENS,
                               export_classifier)
+from ulmfit_tf.presets import DEFAULT_PRESET, PRESETS_DIR
 
 CHILD = r"""
 import json, resource, sys, time
@@ -51,8 +52,7 @@ print(json.dumps({"loaded_mb": loaded, "peak_mb":
 
 def main():
     parser = argparse.ArgumentParser()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    parser.add_argument("--lm", default=os.path.join(root, "saved_models", "general-en-base"))
+    parser.add_argument("--lm", default=os.path.join(PRESETS_DIR, DEFAULT_PRESET))
     parser.add_argument("--out", default="/tmp/ulmfit-serving-limits")
     args = parser.parse_args()
 

@@ -1,6 +1,6 @@
 """Perplexity of a language-model run on the WikiText-2 validation split.
 
-    python bench/wikitext2_perplexity.py saved_models/general-en-base [--data ../shared/data]
+    python bench/wikitext2_perplexity.py saved_models/general-en-base-e4 [--data ../shared/data]
 
 The file is read as one document per article (" = Title = " headings), put
 through the ULMFiT rules (``<unk>`` -> ``xxunk``, ``@-@`` markers joined) and

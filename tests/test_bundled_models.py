@@ -19,7 +19,10 @@ def test_bundled_models_stay_within_40_mb():
     assert total <= 40_000_000, f"saved_models/ holds {total:,} bytes"
 
 
-def test_backward_twin_has_the_forward_models_data_and_settings():
+def test_backward_partner_reads_the_default_models_vocabulary_and_data():
+    """The ensemble averages two directions over one vocabulary: the backward
+    model must share the default's ids, size and held-out documents. The
+    default was trained on for longer (its rate and seed differ)."""
     assert {DEFAULT_PRESET, BACKWARD_PRESET} <= set(preset_names())
     configs = []
     for preset in (DEFAULT_PRESET, BACKWARD_PRESET):
@@ -28,9 +31,12 @@ def test_backward_twin_has_the_forward_models_data_and_settings():
     forward, backward = configs
     assert forward["backwards"] is False and backward["backwards"] is True
     for key in ("embedding_dim", "hidden_dim", "num_layers", "vocabulary_size", "drop_mult",
-                "batch_size", "bptt", "max_lr", "schedule", "weight_decay", "beta_1", "beta_2",
-                "valid_fraction", "seed", "train_tokens", "valid_tokens"):
+                "batch_size", "bptt", "schedule", "weight_decay", "beta_1", "beta_2",
+                "valid_fraction", "train_tokens", "valid_tokens"):
         assert forward[key] == backward[key], key
+    # Runs before `split_seed` existed drew their held-out documents with `seed`.
+    assert forward.get("split_seed", forward["seed"]) == backward.get("split_seed",
+                                                                      backward["seed"])
     with open(_run_file(DEFAULT_PRESET, "vocab.txt"), "rb") as f, \
             open(_run_file(BACKWARD_PRESET, "vocab.txt"), "rb") as g:
         assert f.read() == g.read()
@@ -50,6 +56,8 @@ def test_each_direction_predicts_best_the_way_it_was_trained(data_dir):
                                 for m in (model, flipped)]
     for preset, (own, other) in perplexities.items():
         assert own < 0.5 * other, perplexities
-    # Twins of one size on one corpus: neither direction is far easier.
+    # One size on one corpus, the forward model trained on 6.3 times the
+    # tokens: it is the less surprised, but neither direction is far easier
+    # (WikiText-2 as a whole: 79.5 against 111.9).
     forward, backward = perplexities[DEFAULT_PRESET][0], perplexities[BACKWARD_PRESET][0]
-    assert 0.7 < forward / backward < 1.4, perplexities
+    assert 0.5 < forward / backward < 1.0, perplexities

@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from ulmfit_tf import cli, export
+from ulmfit_tf.presets import DEFAULT_PRESET, PRESETS_DIR
 
-BASE_LM = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "saved_models", "general-en-base")
+BASE_LM = os.path.join(PRESETS_DIR, DEFAULT_PRESET)
 CONSOLE_SCRIPT = shutil.which("ulmfit-tf")
 
 

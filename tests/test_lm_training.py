@@ -129,17 +129,25 @@ def test_cli_choices_match_the_library():
 
 
 def test_pretrain_recipes():
-    """"paper" is the defaults; "general-en-base" is what the bundled model's
-    resolved config.json and vocabulary say it was trained with."""
+    """"paper" is the defaults; "general-en-base" is what the bundled backward
+    twin's resolved config.json and vocabulary say it was trained with (the
+    forward `general-en-base` left saved_models/ when its continuation
+    became the default; the twin ran the same recipe right to left, its one
+    pass cut into epochs of 1M tokens)."""
+    from ulmfit_tf.data.lm_stream import split_pass
+    from ulmfit_tf.presets import DEFAULT_BACKWARD_PRESET, PRESETS_DIR
     from ulmfit_tf.recipes import PRETRAIN_RECIPES, PRETRAIN_VOCAB
 
     assert LanguageModelConfig.recipe("paper") == LanguageModelConfig()
-    base_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            "saved_models", "general-en-base")
-    with open(os.path.join(base_dir, "config.json")) as f:
+    with open(os.path.join(PRESETS_DIR, DEFAULT_BACKWARD_PRESET, "config.json")) as f:
         trained_with = json.load(f)
+    assert trained_with["backwards"] is True
     base = LanguageModelConfig.recipe("general-en-base")
-    for field in PRETRAIN_RECIPES["general-en-base"]:
+    epochs_per_pass, _ = split_pass(trained_with["train_tokens"], trained_with["batch_size"],
+                                    trained_with["bptt"],
+                                    tokens_per_epoch=trained_with["tokens_per_epoch"])
+    assert trained_with["epochs"] / epochs_per_pass == base.epochs
+    for field in set(PRETRAIN_RECIPES["general-en-base"]) - {"epochs"}:
         assert getattr(base, field) == trained_with[field], field
     assert trained_with["vocabulary_size"] == PRETRAIN_VOCAB["general-en-base"]["max_vocab"]
     assert set(PRETRAIN_VOCAB) == set(PRETRAIN_RECIPES)

@@ -12,6 +12,7 @@ import tensorflow as tf
 import ulmfit_tf
 from ulmfit_tf import LanguageModel, TextClassifier
 from ulmfit_tf.cli import main
+from ulmfit_tf.presets import DEFAULT_PRESET
 from ulmfit_tf.data import ClassificationBatches
 from ulmfit_tf.models import AWDLSTM, AWDLSTMLanguageModel
 from ulmfit_tf.tasks.text_classifier import encode_texts
@@ -241,7 +242,7 @@ def test_bad_input_is_named(trained):
     with pytest.raises(ValueError, match=r"`preset` must be a run directory or one of the presets"):
         TextClassifier.from_preset("no-such-model", num_classes=2)
     with pytest.raises(ValueError, match=r"`class_names` must be distinct"):
-        TextClassifier.from_language_model("general-en-base", class_names=["a", "a"])
+        TextClassifier.from_language_model(DEFAULT_PRESET, class_names=["a", "a"])
     fresh = TextClassifier(clf.classifier, clf.vocab, clf.class_names)
     with pytest.raises(RuntimeError, match=r"Call `compile\(\)` before `fit`"):
         fresh.fit(["a"], ["HUM"])
@@ -336,7 +337,7 @@ def test_multi_label_and_regression(questions):
 
 
 def test_presets_are_found_by_name():
-    from ulmfit_tf.presets import DEFAULT_PRESET, preset_names
+    from ulmfit_tf.presets import preset_names
 
     assert DEFAULT_PRESET in preset_names()
     lm = LanguageModel.from_preset(DEFAULT_PRESET)

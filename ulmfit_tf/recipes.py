@@ -19,8 +19,9 @@ FINETUNE_VOCAB = dict(max_vocab=60000, min_freq=2)
 # pretrains it on WikiText-103 (fastai's AWD_LSTM sizes and dropouts,
 # `language_model_learner`'s Adam betas and weight decay, its vocabulary
 # rule); the flags' and `LanguageModelConfig`'s defaults are the same values.
-# "general-en-base" is the bundled model's (saved_models/README.md): the
-# recipe that reproduces it, and a size that pretrains in hours on a CPU.
+# "general-en-base" began the bundled models (saved_models/README.md): the
+# recipe of their first run (the default, general-en-base-e4, continued it
+# three times), and a size that pretrains in hours on a CPU.
 PRETRAIN_RECIPES = {
     "paper": dict(embedding_dim=400, hidden_dim=1152, num_layers=3, drop_mult=1.0,
                   batch_size=64, bptt=70, epochs=1, max_lr=2e-3, schedule="one_cycle",

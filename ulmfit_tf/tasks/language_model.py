@@ -17,7 +17,7 @@ class LanguageModel(keras.Model):
     """A pretrained AWD-LSTM language model with its vocabulary (stages 1-2).
 
     ```python
-    lm = LanguageModel.from_preset("general-en-base")
+    lm = LanguageModel.from_preset("general-en-base-e4")
     lm = lm.adapt(target_texts)   # the target's vocabulary (stage 2)
     lm.compile()                  # stage 2's recipe (finetune-lm's defaults)
     lm.fit(target_texts)          # contiguous stream, variable BPTT, carried state

@@ -112,7 +112,7 @@ class TextClassifier(keras.Model):
     `save`/`keras.saving.load_model` keep the vocabulary and class names.
 
     ```python
-    clf = TextClassifier.from_preset("general-en-base", class_names=["neg", "pos"])
+    clf = TextClassifier.from_preset("general-en-base-e4", class_names=["neg", "pos"])
     clf.compile()         # ULMFiT's recipe: per-group rates, STLR, unfreezing
     clf.fit(texts, labels)
     clf.predict(["a fine film"])  # [1, 2] probabilities

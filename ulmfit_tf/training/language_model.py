@@ -28,7 +28,7 @@ class LanguageModelConfig:
     Defaults are the "paper" recipe: fastai's AWD_LSTM and
     `language_model_learner` settings, except the schedule's `max_lr`, which
     depends on the model size. ``LanguageModelConfig.recipe("general-en-base")``
-    is the bundled model's.
+    is the first run of the bundled models (later runs continued it).
     """
 
     embedding_dim: int = 400
