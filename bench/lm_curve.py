@@ -1,7 +1,9 @@
 """Held-out perplexity against training tokens, across runs that continue each other.
 
-    python bench/lm_curve.py saved_models/general-en-base runs/general-en-base-e2 \
-        runs/general-en-base-e3 runs/general-en-base-e4 --out docs/figures/lm_curve.png
+    python bench/lm_curve.py runs/general-en-base runs/general-en-base-e2 \
+        runs/general-en-base-e3 saved_models/general-en-base-e4 --out docs/figures/lm_curve.png
+
+(general-en-base, e2 and e3 from the git history: docs/RESULTS.md sections 1-1.2.)
 
 Each run is a `ulmfit-tf pretrain` directory; give them in the order they
 continued each other (`--init-from`), so that the tokens add up. An epoch's
