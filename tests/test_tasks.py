@@ -12,9 +12,9 @@ import tensorflow as tf
 import ulmfit_tf
 from ulmfit_tf import LanguageModel, TextClassifier
 from ulmfit_tf.cli import main
-from ulmfit_tf.presets import DEFAULT_PRESET
 from ulmfit_tf.data import ClassificationBatches
 from ulmfit_tf.models import AWDLSTM, AWDLSTMLanguageModel
+from ulmfit_tf.presets import DEFAULT_PRESET
 from ulmfit_tf.tasks.text_classifier import encode_texts
 from ulmfit_tf.text import Vocab, tokenize_corpus
 from ulmfit_tf.training.language_model import split_documents

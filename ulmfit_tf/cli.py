@@ -660,9 +660,9 @@ def build_parser():
     p.add_argument("--recipe", "--preset", choices=PRETRAIN_RECIPE_NAMES, default="paper",
                    help="paper: the paper's AWD-LSTM as fastai pretrains it on WikiText-103 "
                         "(400/1152/3, fastai's dropouts, bptt 70, batch 64, Adam 0.8/0.99, "
-                        "vocabulary 60k); general-en-base: the settings that began the bundled "
-                        "models (128/384/3, dropouts x 0.1, peak 5e-3, vocabulary 15k). Flags below "
-                        "override the recipe's values")
+                        "vocabulary 60k); general-en-base: the settings that began the "
+                        "bundled models (128/384/3, dropouts x 0.1, peak 5e-3, vocabulary "
+                        "15k). Flags below override the recipe's values")
     p.add_argument("--epochs", type=int, default=_UNSET,
                    help="passes over the corpus, or epochs of --tokens-per-epoch")
     p.add_argument("--tokens-per-epoch", type=int, default=None,
@@ -710,8 +710,8 @@ def build_parser():
                        "(ULMFiT stage 2: discriminative rates + STLR)")
     p.add_argument("corpus", nargs="+", help="target corpora (as for prepare)")
     p.add_argument("--pretrained", required=True,
-                   help="a pretrain run directory, a bundled preset (general-en-base-e4, the default "
-                        "forward model), "
+                   help="a pretrain run directory, a bundled preset (general-en-base-e4, "
+                        "the default forward model; general-en-base-bwd, the backward one), "
                         "fastai's wt103-fwd or wt103-bwd (downloaded and converted once), "
                         "or fastai weights PATH.pth with --vocab")
     p.add_argument("--vocab", default=None,
