@@ -67,11 +67,10 @@ import time
 
 import numpy as np
 
-from ulmfit_tf.presets import DEFAULT_PRESET, PRESETS_DIR
+from ulmfit_tf.cli import DEFAULT_PRETRAINED as BUNDLED_LM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data")
-BUNDLED_LM = os.path.join(PRESETS_DIR, DEFAULT_PRESET)
 TASKS = ("trec", "sms", "20news", "imdb")
 SMALL_TREC = 1000
 NEWS_POSTS, NEWS_TEST, NEWS_WORDS = 1000, 2000, 200

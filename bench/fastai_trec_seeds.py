@@ -21,8 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # fastai_trec
 
 from fastai_trec import fastai_arm  # noqa: E402
 
-from ulmfit_tf.cli import _encode, _labelled, _load_lm_run  # noqa: E402
-from ulmfit_tf.presets import DEFAULT_PRESET, PRESETS_DIR  # noqa: E402
+from ulmfit_tf.cli import DEFAULT_PRETRAINED, _encode, _labelled, _load_lm_run  # noqa: E402
 from ulmfit_tf.training.classifier import split_labelled  # noqa: E402
 from ulmfit_tf.training.transfer import remap_language_model  # noqa: E402
 
@@ -31,7 +30,7 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser()
     parser.add_argument("--lm", required=True, help="a fine-tuned LM run (for its vocabulary)")
-    parser.add_argument("--pretrained", default=os.path.join(PRESETS_DIR, DEFAULT_PRESET))
+    parser.add_argument("--pretrained", default=DEFAULT_PRETRAINED)
     parser.add_argument("--data", default=os.path.join(root, "..", "shared", "data"))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", default="/tmp/fastai-trec-seeds")

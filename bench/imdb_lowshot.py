@@ -38,8 +38,7 @@ import os
 
 import numpy as np
 
-from ulmfit_tf.cli import _encode, _labelled, _load_lm_run, _run_main
-from ulmfit_tf.presets import DEFAULT_PRESET, PRESETS_DIR
+from ulmfit_tf.cli import DEFAULT_PRETRAINED, _encode, _labelled, _load_lm_run, _run_main
 from ulmfit_tf.training.classifier import ClassifierConfig, compare_on_test
 from ulmfit_tf.training.run_dir import save_figure, write_json
 
@@ -61,7 +60,7 @@ def epochs_for(n_docs, args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pretrained", default=os.path.join(PRESETS_DIR, DEFAULT_PRESET))
+    parser.add_argument("--pretrained", default=DEFAULT_PRETRAINED)
     parser.add_argument("--labels", default="100,1000")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--unsup-docs", type=int, default=2000)

@@ -26,9 +26,9 @@ import sys
 
 import numpy as np
 
+from ulmfit_tf.cli import DEFAULT_PRETRAINED, _load_lm_run
 from ulmfit_tf.export import (DEFAULT_MAX_REQUEST_CHARS, DEFAULT_MAX_REQUEST_TOKENS,
                               export_classifier)
-from ulmfit_tf.presets import DEFAULT_PRESET, PRESETS_DIR
 
 CHILD = r"""
 import json, resource, sys, time
@@ -52,11 +52,10 @@ print(json.dumps({"loaded_mb": loaded, "peak_mb":
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--lm", default=os.path.join(PRESETS_DIR, DEFAULT_PRESET))
+    parser.add_argument("--lm", default=DEFAULT_PRETRAINED)
     parser.add_argument("--out", default="/tmp/ulmfit-serving-limits")
     args = parser.parse_args()
 
-    from ulmfit_tf.cli import _load_lm_run
     from ulmfit_tf.models import AWDLSTMClassifier
 
     lm, vocab = _load_lm_run(args.lm)

@@ -30,8 +30,7 @@ import sys
 
 import numpy as np
 
-from ulmfit_tf.cli import _encode, _labelled, _load_lm_run, _run_main
-from ulmfit_tf.presets import DEFAULT_PRESET, PRESETS_DIR
+from ulmfit_tf.cli import DEFAULT_PRETRAINED, _encode, _labelled, _load_lm_run, _run_main
 from ulmfit_tf.training.classifier import ClassifierConfig, compare_on_test, split_labelled
 from ulmfit_tf.training.run_dir import save_figure, write_json
 from ulmfit_tf.training.transfer import remap_language_model
@@ -103,7 +102,7 @@ def plot(results, path, arms):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pretrained", default=os.path.join(PRESETS_DIR, DEFAULT_PRESET))
+    parser.add_argument("--pretrained", default=DEFAULT_PRETRAINED)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lm-epochs", type=int, default=4)
